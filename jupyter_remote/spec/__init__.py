@@ -1,0 +1,1 @@
+"""AWS request builders, each checked against botocore's own service model."""

@@ -159,7 +159,7 @@ def remote_process(
     display: JobDisplay | None = None,
     store: JobStore | None = None,
 ) -> RemoteJob | dict[str, Any]:
-    """Run ``cell`` as a SageMaker Processing job (or on the local engine); see ``%%remote_process?``.
+    """Run ``cell`` as a SageMaker Processing job (or locally); see ``%%remote_process?``.
 
     With ``wait`` (the default) this follows the job and writes the names the cell assigned (and
     the variables it changed in place) back into ``user_ns``; the remote exception is re-raised

@@ -37,7 +37,7 @@ class Part:
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.path is not None
-        return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(self.path, "rb")
 
 
 def _group_digest(members: Mapping[str, str]) -> str:

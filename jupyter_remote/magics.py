@@ -98,10 +98,13 @@ class RemoteMagics(Magics, RemoteSettings):
 
         Example::
 
-            %%remote_process --instance-type ml.m5.xlarge --input raw=s3://demo/raw/ \\
-                             --output out=s3://demo/out/
+            %%remote_process --input raw=s3://demo/raw/ --output out=s3://demo/out/
             agg = summarize(df)
             agg.to_csv(f"{OUTPUTS['out']}/agg.csv")
+
+        Defaults come from ``%config RemoteMagics`` and JUPYTER_REMOTE_* environment variables.
+        A remote exception is raised here as its own type, with the remote traceback. Ctrl-C
+        stops waiting, not the job: ``jupyter_remote.attach(JOB_ID)`` or ``%remote_jobs``.
         """
         from . import api
 

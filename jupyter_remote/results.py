@@ -45,9 +45,7 @@ def apply_results(results: dict[str, Any], user_ns: MutableMapping[str, Any]) ->
             user_ns[name] = importlib.import_module(module_name)
             written.append(name)
         except ImportError:
-            results.setdefault("skipped", {})[name] = (
-                f"module {module_name} is not installed here"
-            )
+            results.setdefault("skipped", {})[name] = f"module {module_name} is not installed here"
     for name in results.get("deleted", []):
         user_ns.pop(name, None)
     return written

@@ -44,7 +44,9 @@ class S3Uri:
 
     def as_prefix(self) -> S3Uri:
         """The same location with a trailing slash (a "folder")."""
-        return self if not self.key or self.key.endswith("/") else S3Uri(self.bucket, self.key + "/")
+        return (
+            self if not self.key or self.key.endswith("/") else S3Uri(self.bucket, self.key + "/")
+        )
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}"

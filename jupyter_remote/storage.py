@@ -148,7 +148,11 @@ class Storage:
                 continue
             with part.open() as handle:
                 self.client.upload_fileobj(
-                    handle, target.bucket, target.key, Config=self.transfer_config, Callback=progress
+                    handle,
+                    target.bucket,
+                    target.key,
+                    Config=self.transfer_config,
+                    Callback=progress,
                 )
             report.uploaded.append(target.key)
             report.bytes_uploaded += part.size

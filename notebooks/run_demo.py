@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
     server = embedded_s3.status()
     if server is not None:
-        print(f"embedded S3 endpoint {server.endpoint_url}; its buckets are folders in {server.root}")
+        print(
+            f"embedded S3 endpoint {server.endpoint_url}; its buckets are folders in {server.root}"
+        )
         demo_out = server.root / "demo" / "out"
         if demo_out.exists():
             for path in sorted(demo_out.rglob("*")):

@@ -38,7 +38,9 @@ class TextDisplay:
         self._last = key
         elapsed = time.monotonic() - self._started
         phase = f" ({status.phase})" if status.phase and not status.terminal else ""
-        print(f"[{self._job}] {status.state}{phase} after {elapsed:.1f} s", file=self.out, flush=True)
+        print(
+            f"[{self._job}] {status.state}{phase} after {elapsed:.1f} s", file=self.out, flush=True
+        )
 
     def log(self, stream: str, line: str) -> None:
         """Print a log line; prefix the stream when a job has several."""

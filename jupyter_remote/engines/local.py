@@ -54,7 +54,8 @@ class LocalEngine(Engine):
     def _submit(self, handle: JobHandle, request: dict[str, Any]) -> JobHandle:
         jobdir = jobs_dir() / handle.job_id
         jobdir.mkdir(mode=0o700)
-        arn = f"arn:aws:sagemaker:{self.endpoint.region or 'us-east-1'}:{LOCAL_ACCOUNT}:processing-job/{handle.job_id.lower()}"
+        region = self.endpoint.region or "us-east-1"
+        arn = f"arn:aws:sagemaker:{region}:{LOCAL_ACCOUNT}:processing-job/{handle.job_id.lower()}"
         write_json(jobdir / "request.json", request)
         endpoint = jobdir / "endpoint.json"
         endpoint.touch(mode=0o600)

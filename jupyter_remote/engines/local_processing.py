@@ -21,6 +21,7 @@ Choices where the contract is UNCONFIRMED (aws-contracts.md section E), each the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -74,7 +75,7 @@ class Supervisor:
         write_json(self.jobdir / "status.json", self.status)
 
     def note(self, host: str, message: str) -> None:
-        """Write a platform line into a host's log, as SageMaker's own lines appear in CloudWatch."""
+        """Write a platform line into a host's log (SageMaker's own lines appear there too)."""
         with open(self.logs / f"{host}.log", "a", encoding="utf-8") as log:
             log.write(f"[local-engine] {message}\n")
 
@@ -138,7 +139,11 @@ class Supervisor:
                     self.storage.download(obj, self.local(host, s3["LocalPath"]) / rel)
             for host in self.hosts:
                 self.local(host, s3["LocalPath"]).mkdir(parents=True, exist_ok=True)
-                mine = len(pairs) if not sharded else len(pairs[self.hosts.index(host) :: len(self.hosts)])
+                mine = (
+                    len(pairs)
+                    if not sharded
+                    else len(pairs[self.hosts.index(host) :: len(self.hosts)])
+                )
                 self.note(host, f"input {item['InputName']}: {mine} object(s) from {s3['S3Uri']}")
 
     def outputs(self) -> list[dict[str, Any]]:
@@ -160,17 +165,23 @@ class Supervisor:
                 if seen is None:
                     self.storage.upload_tree(folder, prefix)
                     continue
-                for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+                for path in sorted(
+                    p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                ):
                     stamp = (path.stat().st_mtime_ns, path.stat().st_size)
                     if seen.get(path) != stamp:
                         seen[path] = stamp
-                        self.storage.upload_file(path, prefix.join(path.relative_to(folder).as_posix()))
+                        self.storage.upload_file(
+                            path, prefix.join(path.relative_to(folder).as_posix())
+                        )
 
     # -- containers ---------------------------------------------------------------------------
     def command(self, host: str) -> list[str]:
         """The container command, with the interpreter and /opt/ml paths mapped to this machine."""
         app = self.request["AppSpecification"]
-        argv = list(app.get("ContainerEntrypoint") or []) + list(app.get("ContainerArguments") or [])
+        argv = list(app.get("ContainerEntrypoint") or []) + list(
+            app.get("ContainerArguments") or []
+        )
         if not argv:
             raise RuntimeError("the local engine needs ContainerEntrypoint (it runs no image)")
         if argv[0] in _PYTHONS:
@@ -275,19 +286,17 @@ class Supervisor:
 
 
 def _killpg(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv: list[str]) -> int:
     """Entry point: run the job in ``argv[1]``; always leave a terminal status behind."""
     jobdir = Path(argv[1])
-    supervisor = None
+    # A SIGTERM to the supervisor (a user's `kill`) stops the job the documented way.
+    signal.signal(signal.SIGTERM, lambda *_: (jobdir / STOP_FILE).touch())
     try:
-        supervisor = Supervisor(jobdir)
-        supervisor.run()
+        Supervisor(jobdir).run()
     except Exception as exc:
         traceback.print_exc()
         reason = f"InternalServerError: the local engine failed: {type(exc).__name__}: {exc}"

@@ -51,11 +51,11 @@ _ENVELOPE_BYTES = 1024
 TRUNCATED_MARK = " ...[truncated]"
 
 
-class TemporaryFailure(Exception):  # noqa: N818 - named after the S3 Batch result code
+class TemporaryFailure(Exception):
     """Raise in ``process`` to report ``TemporaryFailure``: S3 Batch retries the task."""
 
 
-class PermanentFailure(Exception):  # noqa: N818 - named after the S3 Batch result code
+class PermanentFailure(Exception):
     """Raise in ``process`` to report ``PermanentFailure`` with this message."""
 
 
@@ -202,7 +202,11 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     for task in tasks:
         code, text = _run_task(cell, task, user_args)
         results.append(
-            {"taskId": task.get("taskId"), "resultCode": code, "resultString": truncate(text, budget)}
+            {
+                "taskId": task.get("taskId"),
+                "resultCode": code,
+                "resultString": truncate(text, budget),
+            }
         )
     return {
         "invocationSchemaVersion": schema,

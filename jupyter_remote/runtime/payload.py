@@ -4,7 +4,7 @@ Standard library + cloudpickle only: this file is shipped inside every job bundl
 
 Layout of a payload file::
 
-    MAGIC | pickle stream (protocol 5) | out-of-band buffer 0 | buffer 1 | ... | index | u64 len(index)
+    MAGIC | pickle stream (protocol 5) | buffer 0 | buffer 1 | ... | index | u64 len(index)
 
 The index is JSON: ``{"pickle": n, "buffers": [n0, n1, ...]}``. Large buffers (numpy arrays,
 bytes-like objects) travel out of band, so writing never holds a second in-memory copy of them

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import payload  # noqa: E402  (ships beside this file)
+import payload
 
 OPT_ML = "/opt/ml"
 ML_ROOT = os.environ.get("JUPYTER_REMOTE_OPT_ML", OPT_ML)

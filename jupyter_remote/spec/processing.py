@@ -196,7 +196,10 @@ def validate_processing_request(request: dict[str, Any]) -> None:
     _check_range("--instance-count", cluster["InstanceCount"], 1, 100)
     _check_range("--volume-size (GB)", cluster["VolumeSizeInGB"], 1, 16384)
     _check_range(
-        "--max-runtime (seconds)", request["StoppingCondition"]["MaxRuntimeInSeconds"], 1, MAX_RUNTIME
+        "--max-runtime (seconds)",
+        request["StoppingCondition"]["MaxRuntimeInSeconds"],
+        1,
+        MAX_RUNTIME,
     )
     inputs = request.get("ProcessingInputs", [])
     outputs = request["ProcessingOutputConfig"]["Outputs"]
@@ -214,13 +217,17 @@ def validate_processing_request(request: dict[str, Any]) -> None:
         s3 = item.get("S3Input") or {}
         path = s3.get("LocalPath", "")
         if not path.startswith(PROCESSING_ROOT):
-            raise ConfigurationError(f"input {item['InputName']}: LocalPath must be under /opt/ml/processing/")
+            raise ConfigurationError(
+                f"input {item['InputName']}: LocalPath must be under /opt/ml/processing/"
+            )
         if s3.get("S3DataDistributionType") not in DISTRIBUTIONS:
             raise ConfigurationError(f"input {item['InputName']}: bad distribution")
     for item in outputs:
         s3 = item.get("S3Output") or {}
         if not s3.get("LocalPath", "").startswith(PROCESSING_ROOT):
-            raise ConfigurationError(f"output {item['OutputName']}: LocalPath must be under /opt/ml/processing/")
+            raise ConfigurationError(
+                f"output {item['OutputName']}: LocalPath must be under /opt/ml/processing/"
+            )
         if s3.get("S3UploadMode") not in UPLOAD_MODES:
             raise ConfigurationError(f"output {item['OutputName']}: bad upload mode")
     env = request.get("Environment", {})

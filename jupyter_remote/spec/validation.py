@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ..errors import ConfigurationError
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(service: str) -> Any:
-    """botocore's model for ``service`` (loaded once; no network)."""
+    """Botocore's model for ``service`` (loaded once; no network)."""
     import botocore.session
 
     return botocore.session.get_session().get_service_model(service)

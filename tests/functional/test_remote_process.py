@@ -175,7 +175,8 @@ def test_sharded_input_across_two_instances(shell, s3):
     job = jupyter_remote.remote_process(
         "import os, json\n"
         "mine = sorted(os.listdir(INPUTS['data']))\n"
-        "host = json.load(open('/opt/ml/config/resourceconfig.json'.replace('/opt/ml', os.environ['JUPYTER_REMOTE_OPT_ML'])))['current_host']\n"
+        "root = os.environ['JUPYTER_REMOTE_OPT_ML']\n"
+        "host = json.load(open(root + '/config/resourceconfig.json'))['current_host']\n"
         "print('HOST', host, 'FILES', ' '.join(mine))\n"
         "open(os.path.join(OUTPUTS['out'], host + '.json'), 'w').write(json.dumps(mine))\n",
         user_ns={},
@@ -309,7 +310,8 @@ def test_modules_requirements_and_config_command(shell, s3, tmp_path):
         f'--config-command "echo configured > $JUPYTER_REMOTE_OPT_ML/configured.txt"\n'
         "import mypkg, helper, os\n"
         "g = mypkg.greet(helper.VALUE + 1)\n"
-        "configured = open(os.environ['JUPYTER_REMOTE_OPT_ML'] + '/configured.txt').read().strip()\n",
+        "root = os.environ['JUPYTER_REMOTE_OPT_ML']\n"
+        "configured = open(root + '/configured.txt').read().strip()\n",
     )
     assert shell.user_ns["g"] == "hi 42"
     assert shell.user_ns["configured"] == "configured"

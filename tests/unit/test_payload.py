@@ -35,7 +35,9 @@ def test_unsigned_and_wrong_key_are_refused(tmp_path):
         )
     # A signature for another purpose (results vs payload) does not transfer.
     with pytest.raises(payload.SignatureError):
-        payload.load(path, key=KEY, purpose="payload", signature=payload.sign(KEY, "results", digest))
+        payload.load(
+            path, key=KEY, purpose="payload", signature=payload.sign(KEY, "results", digest)
+        )
 
 
 def test_tampered_payload_is_refused(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import secrets
@@ -113,21 +112,36 @@ def ensure_running(
     Raises :class:`EmbeddedS3Error` when the server cannot be started within ``timeout``.
     """
     folder = _resolve_root(root)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise EmbeddedS3Error(f"cannot use {folder} as the embedded S3 folder: {exc}") from exc
     deadline = time.monotonic() + timeout
     state_path = _state_path(folder)
     server = _read_state(state_path)
-    if server is not None and _pid_alive(server.pid) and _answers(server, _PROBE_TIMEOUT):
+    probe = min(_PROBE_TIMEOUT, timeout)
+    if server is not None and _pid_alive(server.pid) and _answers(server, probe):
         return server
     with _locked(state_path, deadline):
         server = _read_state(state_path)
         if server is not None and _pid_alive(server.pid) and _is_our_server(server):
-            # Give a busy server part of the budget before deciding it is wedged and replacing it.
-            if _answers_before(server, time.monotonic() + (deadline - time.monotonic()) / 2):
+            if _answers_before(server, deadline):
                 return server
+            if _pid_alive(server.pid) and _port_open(server):
+                # Busy rather than dead: other kernels may be mid-transfer, so do not kill it.
+                raise EmbeddedS3Error(
+                    f"the embedded S3 server (pid {server.pid}) at {server.endpoint_url} accepts "
+                    f"connections but did not answer within {timeout:g}s. Retry, or restart it "
+                    "with jupyter_remote.embedded_s3.stop() (this interrupts other notebooks)."
+                )
             _terminate(server.pid, timeout=2.0)
         server = _start(folder, deadline)
-        _write_state(state_path, server)
+        try:
+            _write_state(state_path, server)
+        except BaseException:
+            # Nobody could find it again: do not leave it running.
+            _terminate(server.pid, timeout=2.0)
+            raise
         return server
 
 
@@ -238,7 +252,7 @@ def _read_state(state_path: Path) -> EmbeddedS3 | None:
             pid=int(state["pid"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
-        # Missing or half-written by an older version: treat as no server and start afresh.
+        # Missing, unreadable or from another version: treat as no server and start afresh.
         return None
 
 
@@ -284,15 +298,15 @@ def _start(root: Path, deadline: float) -> EmbeddedS3:
             "--config",
             "",
             # Files dropped into the folder must show up at once; the default caches listings 5m.
+            # Not 0: with 0, paginated listings of nested folders livelock (seconds per page,
+            # a core kept spinning after the client gave up); 1ms behaves and is as fresh.
             "--dir-cache-time",
-            "0",
+            "1ms",
+            # Local folders have no change notifications; off, rather than longer than the cache.
             "--poll-interval",
             "0",
             "--vfs-cache-mode",
             "off",
-            # Long percent-encoded keys (and CopySource) overflow the default 4 KiB of headers.
-            "--max-header-bytes",
-            "65536",
             "--log-level",
             "NOTICE",
         ]
@@ -384,13 +398,23 @@ def _free_port() -> int:
 
 
 def _answers_before(server: EmbeddedS3, deadline: float) -> bool:
+    """Probe until ``deadline``, giving up early once nothing listens on the port any more."""
     while True:
         remaining = deadline - time.monotonic()
         if _answers(server, max(min(_PROBE_TIMEOUT, remaining), 0.1)):
             return True
-        if remaining <= 0 or not _pid_alive(server.pid):
+        if remaining <= 0 or not _pid_alive(server.pid) or not _port_open(server):
             return False
         time.sleep(_POLL_INTERVAL)
+
+
+def _port_open(server: EmbeddedS3) -> bool:
+    host, _, port = server.endpoint_url.split("://", 1)[-1].rstrip("/").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _answers(server: EmbeddedS3, timeout: float) -> bool:
@@ -399,6 +423,8 @@ def _answers(server: EmbeddedS3, timeout: float) -> bool:
     Signed by hand (SigV4 over http.client) because importing botocore for a probe would cost
     more than the whole check; a 200 proves it is this server and that the keys match.
     """
+    import http.client  # pulls in the email package: not worth paying at import time
+
     host = server.endpoint_url.split("://", 1)[-1].rstrip("/")
     amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     day = amz_date[:8]

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,31 @@ def test_list_objects_v2_pagination_prefix_and_delimiter(s3: Any):
     assert [p["Prefix"] for p in runs["CommonPrefixes"]] == [f"runs/{i}/" for i in range(5)]
 
 
+def test_paginated_listing_of_nested_folders_stays_fast(s3: Any, server: EmbeddedS3):
+    # Regression: with `--dir-cache-time 0` these pages took seconds each and rclone kept a core
+    # spinning after the client gave up.
+    for i in range(5):
+        s3.put_object(Bucket=BUCKET, Key=f"runs/{i}/result.json", Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key="other.txt", Body=b"x")
+    impatient = boto3.session.Session().client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(read_timeout=10, retries={"max_attempts": 1}),
+    )
+    for _ in range(5):
+        pages = impatient.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, PaginationConfig={"PageSize": 2}
+        )
+        assert sum(page["KeyCount"] for page in pages) == 6
+    proc = psutil.Process(server.pid)
+    proc.cpu_percent()
+    time.sleep(1.0)
+    assert proc.cpu_percent() < 20
+
+
 @pytest.mark.parametrize(
     "key",
     ["with space.txt", "a+b=c.txt", "100% done.txt", "ünïcødé/€ 日本.txt", "emoji/😀.bin"],
@@ -228,6 +255,7 @@ def test_the_folder_is_the_bucket(s3: Any, server: EmbeddedS3):
     assert (server.root / BUCKET / "from-s3" / "out.csv").read_bytes() == b"a,b\n1,2\n"
 
     (server.root / "new-bucket").mkdir()
+    (server.root / "stray.txt").write_text("files at the top level are not buckets")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET, "new-bucket"]
 
 
@@ -238,10 +266,13 @@ def test_second_ensure_running_reuses_the_server(server: EmbeddedS3):
 
 
 def test_root_override_from_environment(data_dir: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv(embedded_s3.ROOT_ENV, str(tmp_path / "elsewhere"))
+    # Characters rclone could read as remote syntax (":" and ",") must still mean a plain folder.
+    folder = tmp_path / "my data: v1, final"
+    monkeypatch.setenv(embedded_s3.ROOT_ENV, str(folder))
     srv = embedded_s3.ensure_running()
-    assert srv.root == (tmp_path / "elsewhere").resolve()
-    assert srv.root.is_dir()
+    assert srv.root == folder.resolve()
+    srv.client().create_bucket(Bucket="here")
+    assert (folder / "here").is_dir()
     assert embedded_s3.stop() is True
     assert embedded_s3.stop() is False
 
@@ -336,6 +367,18 @@ def test_a_dead_server_is_replaced(server: EmbeddedS3):
     fresh.client().list_buckets()
 
 
+def test_a_busy_server_is_not_killed(server: EmbeddedS3):
+    proc = psutil.Process(server.pid)
+    proc.suspend()  # still accepts connections (the kernel queues them) but never answers
+    try:
+        with pytest.raises(EmbeddedS3Error, match="accepts connections"):
+            embedded_s3.ensure_running(timeout=1.5)
+        assert proc.is_running()
+    finally:
+        proc.resume()
+    assert embedded_s3.ensure_running() == server
+
+
 def test_wrong_or_missing_credentials_are_rejected(server: EmbeddedS3):
     def client(**kwargs: Any) -> Any:
         return boto3.session.Session().client(
@@ -359,6 +402,17 @@ def test_wrong_or_missing_credentials_are_rejected(server: EmbeddedS3):
     anonymous = client(config={"signature_version": UNSIGNED})
     with pytest.raises(ClientError):
         anonymous.list_buckets()
+
+
+def test_presigned_urls_are_verified(s3: Any):
+    s3.put_object(Bucket=BUCKET, Key="shared.txt", Body=b"for a browser")
+    s3.put_object(Bucket=BUCKET, Key="secret.txt", Body=b"not shared")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"for a browser"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url.replace("shared.txt", "secret.txt"), timeout=10)
+    assert info.value.code == 403
 
 
 def test_known_rclone_quirks(s3: Any, server: EmbeddedS3):

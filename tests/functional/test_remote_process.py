@@ -315,3 +315,50 @@ def test_modules_requirements_and_config_command(shell, s3, tmp_path):
     )
     assert shell.user_ns["g"] == "hi 42"
     assert shell.user_ns["configured"] == "configured"
+
+
+def test_continuous_output_is_uploaded_while_the_cell_runs(shell, s3):
+    # The cell itself checks S3 with plain boto3 (no endpoint given): that proves the job sees
+    # the endpoint through AWS_ENDPOINT_URL_S3, and that Continuous uploads happen mid-run.
+    ok(
+        shell,
+        "%%remote_process --output live=s3://demo/live/ --continuous live\n"
+        "import boto3, time, pathlib\n"
+        "pathlib.Path(OUTPUTS['live'], 'early.txt').write_text('early')\n"
+        "client = boto3.client('s3')\n"
+        "deadline = time.monotonic() + 30\n"
+        "seen_mid_run = False\n"
+        "while time.monotonic() < deadline and not seen_mid_run:\n"
+        "    listing = client.list_objects_v2(Bucket='demo', Prefix='live/')\n"
+        "    seen_mid_run = any(o['Key'] == 'live/early.txt' for o in listing.get('Contents', []))\n"
+        "    time.sleep(0.2)\n",
+    )
+    assert shell.user_ns["seen_mid_run"] is True
+
+
+def test_config_defaults_apply(shell, s3, capsys):
+    ok(shell, "%config RemoteMagics.instance_type = 'ml.c5.4xlarge'")
+    try:
+        ok(shell, "%%remote_process --dry-run\nq = 1\n")
+    finally:
+        ok(shell, "%config RemoteMagics.instance_type = 'ml.m5.xlarge'")
+    out = capsys.readouterr().out
+    assert '"InstanceType": "ml.c5.4xlarge"' in out
+
+
+def test_custom_endpoint_from_environment(shell, moto_env):
+    """With AWS_ENDPOINT_URL set (moto here), the local engine uses it instead of embedded S3."""
+    import boto3
+
+    import jupyter_remote
+
+    client = boto3.client("s3", endpoint_url=moto_env, region_name="us-east-1")
+    client.create_bucket(Bucket="moto-demo")
+    job = jupyter_remote.remote_process(
+        "import pathlib\npathlib.Path(OUTPUTS['o'], 'r.txt').write_text('via moto')\nw = 1\n",
+        user_ns={},
+        outputs=["o=s3://moto-demo/o/"],
+    )
+    assert job.handle.data["endpoint"]["kind"] == "custom"
+    body = client.get_object(Bucket="moto-demo", Key="o/r.txt")["Body"].read()
+    assert body == b"via moto"

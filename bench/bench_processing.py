@@ -124,9 +124,11 @@ def bench_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_child(name: str, env: dict[str, str], workdir: Path, **params: Any) -> dict[str, Any]:
+def run_child(
+    name: str, env: dict[str, str], scratch: Path, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run ``--child name`` in a fresh interpreter and return the JSON it wrote."""
-    result_path = workdir / f"result-{name}-{time.monotonic_ns()}.json"
+    result_path = scratch / f"result-{name}-{time.monotonic_ns()}.json"
     command = [
         sys.executable,
         str(HERE),
@@ -135,7 +137,7 @@ def run_child(name: str, env: dict[str, str], workdir: Path, **params: Any) -> d
         "--result",
         str(result_path),
         "--params",
-        json.dumps(params),
+        json.dumps(params or {}),
     ]
     # The child's stdout (job displays, library prints) goes to our stderr: stdout is the JSON.
     proc = subprocess.run(
@@ -397,7 +399,7 @@ def measure_load_ext(env: dict[str, str], workdir: Path, reps: int) -> dict[str,
 
 def measure_launch(env: dict[str, str], workdir: Path, reps: int) -> dict[str, Any]:
     """``remote_process(..., wait=False)`` wall time: median of ``reps`` after one warm-up."""
-    result = run_child("launch", env, workdir, reps=reps)
+    result = run_child("launch", env, workdir, {"reps": reps})
     warmup, *runs = result["runs"]
     for i, run in enumerate(result["runs"]):
         log(f"launch {'warm-up' if i == 0 else i}: {run['seconds']:.4f} s")
@@ -439,8 +441,8 @@ def measure_capture_upload(
     raw: list[dict[str, Any]] = []
     params = {"array_bytes": array_bytes, "workdir": str(workdir)}
     for i in range(reps):  # interleaved, so drift in the machine hits both alike
-        ours.append(run_child("capture_upload_ours", env, workdir, **params))
-        raw.append(run_child("capture_upload_raw", env, workdir, **params))
+        ours.append(run_child("capture_upload_ours", env, workdir, params))
+        raw.append(run_child("capture_upload_raw", env, workdir, params))
         mine, yard = ours[-1], raw[-1]
         log(
             f"capture_upload {i + 1}/{reps}: ours {mine['seconds']:.2f} s "
@@ -497,7 +499,16 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
+        "loadavg_1_5_15": load_average(),
     }
+
+
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages: other work on the machine skews every number here."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
 
 
 @contextlib.contextmanager
@@ -592,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report = run_benchmarks(args.quick)
     report["bench_wall_seconds"] = round(time.monotonic() - started, 1)
+    report["machine"]["loadavg_1_5_15_at_end"] = load_average()
     document = json.dumps(report, indent=2)
     print(document, flush=True)
     if args.out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,7 @@ def shell(tmp_path: Path):
     """A real IPython shell with the extension loaded and a clean namespace."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    real_main = sys.modules["__main__"]
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "jupyter_remote")
     ip.user_ns.clear()
@@ -87,3 +89,5 @@ def shell(tmp_path: Path):
     yield ip
     ip.user_ns.clear()
     ip.init_user_ns()
+    # IPython installs its own __main__; multiprocessing's "spawn" in later tests needs the real one.
+    sys.modules["__main__"] = real_main

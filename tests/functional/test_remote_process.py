@@ -329,8 +329,8 @@ def test_continuous_output_is_uploaded_while_the_cell_runs(shell, s3):
         "deadline = time.monotonic() + 30\n"
         "seen_mid_run = False\n"
         "while time.monotonic() < deadline and not seen_mid_run:\n"
-        "    listing = client.list_objects_v2(Bucket='demo', Prefix='live/')\n"
-        "    seen_mid_run = any(o['Key'] == 'live/early.txt' for o in listing.get('Contents', []))\n"
+        "    listing = client.list_objects_v2(Bucket='demo', Prefix='live/early')\n"
+        "    seen_mid_run = listing.get('KeyCount', 0) == 1\n"
         "    time.sleep(0.2)\n",
     )
     assert shell.user_ns["seen_mid_run"] is True

@@ -1,7 +1,7 @@
 """jupyter-remote: run one notebook cell on AWS, or on an embedded local engine.
 
-``%load_ext jupyter_remote`` registers ``%%remote_process`` and ``%remote_jobs``. Nothing heavy
-(boto3, ipywidgets, sagemaker) is imported until a magic runs.
+``%load_ext jupyter_remote`` registers ``%%remote_process``, ``%%s3batch`` and ``%remote_jobs``.
+Nothing heavy (boto3, ipywidgets, sagemaker) is imported until a magic runs.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ from ._version import __version__
 
 __all__ = [
     "JupyterRemoteError",
+    "PermanentFailure",
     "RemoteExecutionError",
+    "S3BatchJob",
+    "TemporaryFailure",
     "__version__",
     "attach",
     "jobs",
     "load_ipython_extension",
     "remote_process",
     "s3_client",
+    "s3batch",
 ]
 
 _LAZY = {
@@ -31,6 +35,10 @@ _LAZY = {
     "RemoteExecutionError": "errors",
     "JobFailedError": "errors",
     "RemoteSettings": "config",
+    "TemporaryFailure": "runtime.lambda_handler",
+    "PermanentFailure": "runtime.lambda_handler",
+    "s3batch": "s3batch",
+    "S3BatchJob": "s3batch",
 }
 
 
@@ -50,6 +58,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
+    from .magics_s3batch import S3BatchMagics
+
+    ipython.register_magics(S3BatchMagics(shell=ipython))
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import os
 import re
 import tempfile
@@ -46,9 +47,9 @@ def encode_key(key: str) -> str:
 def iter_lines(
     stream: IO[bytes] | Any, chunk: int = _CHUNK, *, keepends: bool = False
 ) -> Iterator[str]:
-    """Yield the lines of a UTF-8 byte stream, one chunk at a time.
+    r"""Yield the lines of a UTF-8 byte stream, one chunk at a time.
 
-    Lines end at ``\\n`` only (a trailing ``\\r`` is dropped unless ``keepends``): the other
+    Lines end at ``\n`` only (a trailing ``\r`` is dropped unless ``keepends``): the other
     characters ``str.splitlines`` breaks on may appear inside a key or a result message.
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -77,7 +78,7 @@ def parse_rows(lines: Iterable[str], fields: list[str] | tuple[str, ...]) -> Ite
     index = 0
     for line in lines:
         if not line.strip():
-            continue
+            continue  # EMULATOR CHOICE (aws-contracts.md A.2.2): a blank line is not a task
         try:
             cols = next(csv.reader([line]))
         except csv.Error as exc:
@@ -135,26 +136,34 @@ def locate_manifest(client: Any, uri: S3Uri) -> ManifestLocation:
     return ManifestLocation(uri=uri, etag=head["ETag"].strip('"'), fields=fields)
 
 
-def generate_manifest(client: Any, source: S3Uri, dest: S3Uri) -> tuple[ManifestLocation, int]:
-    """List ``source`` (bucket + prefix), write a CSV manifest of its objects to ``dest``.
+def generate_manifest(
+    client: Any, source: S3Uri, dest: S3Uri, *, upload: bool = True
+) -> tuple[ManifestLocation, int]:
+    """List ``source`` (bucket + prefix) into a CSV manifest of its objects, stored at ``dest``.
 
     Streamed: pages of the listing go to a temporary file, which is then uploaded. Folder
-    markers (keys ending in ``/``) are left out. Returns the manifest and its row count.
+    markers (keys ending in ``/``) are left out. Returns the manifest and its row count. Without
+    ``upload`` nothing is written and the ETag is the MD5 S3 would give the file (a dry run).
     """
     paginator = client.get_paginator("list_objects_v2")
     count = 0
+    md5 = hashlib.md5()
     fd, name = tempfile.mkstemp(prefix="jupyter-remote-manifest-", suffix=".csv")
     path = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        with os.fdopen(fd, "wb") as out:
             for page in paginator.paginate(Bucket=source.bucket, Prefix=source.key):
                 for obj in page.get("Contents", []):
                     if obj["Key"].endswith("/"):
                         continue
-                    out.write(f"{source.bucket},{encode_key(obj['Key'])}\n")
+                    line = f"{source.bucket},{encode_key(obj['Key'])}\n".encode()
+                    out.write(line)
+                    md5.update(line)
                     count += 1
         if count == 0:
             raise ConfigurationError(f"no objects under {source}: nothing to process")
+        if not upload:
+            return ManifestLocation(uri=dest, etag=md5.hexdigest()), count
         client.upload_file(str(path), dest.bucket, dest.key)
     finally:
         path.unlink(missing_ok=True)

@@ -72,6 +72,7 @@ class ReportWriter:
             handle = open(self.folder / f"{status}.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
             # EMULATOR CHOICE (aws-contracts.md E.4): "\n" line ends; AWS's files are not shown.
             self._files[status] = (handle, csv.writer(handle, lineterminator="\n"))
+        # EMULATOR CHOICE (aws-contracts.md E.4): the key as the manifest wrote it (URL-encoded).
         row = [bucket, key, version or "", status, str(http_status), error_code, message]
         self._files[status][1].writerow(row)
 
@@ -112,6 +113,8 @@ def publish(
         results.append(
             {"TaskExecutionStatus": status, "Bucket": bucket, "MD5Checksum": md5, "Key": key}
         )
+    # EMULATOR CHOICE (aws-contracts.md E.4): a FailedTasksOnly report of a job without failures
+    # is an index with an empty Results list.
     stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     index = {
         "Format": REPORT_FORMAT,

@@ -9,6 +9,7 @@ with a fresh cold start, takes its place when the next task arrives.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,36 @@ from pathlib import Path
 from typing import Any
 
 WORKER = Path(__file__).resolve().with_name("lambda_worker.py")
+
+
+def lambda_environment(
+    config: dict[str, Any], *, task_root: Path, invoked_arn: str, stream: str
+) -> dict[str, str]:
+    """The variables Lambda sets for a function, plus the function's own ``Environment``."""
+    name, memory = config["FunctionName"], int(config.get("MemorySize", 128))
+    context = {
+        "function_name": name,
+        "function_version": "1",
+        "invoked_function_arn": invoked_arn,
+        "memory_limit_in_mb": memory,
+        "log_group_name": f"/aws/lambda/{name}",
+        "log_stream_name": stream,
+    }
+    env = dict((config.get("Environment") or {}).get("Variables") or {})
+    env.update(
+        AWS_LAMBDA_FUNCTION_NAME=name,
+        AWS_LAMBDA_FUNCTION_VERSION="1",
+        # EMULATOR CHOICE (aws-contracts.md C.1): MemorySize is reported, not enforced.
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(memory),
+        AWS_LAMBDA_LOG_GROUP_NAME=context["log_group_name"],
+        AWS_LAMBDA_LOG_STREAM_NAME=stream,
+        AWS_EXECUTION_ENV=f"AWS_Lambda_{config.get('Runtime', '')}",
+        LAMBDA_TASK_ROOT=str(task_root),
+        _HANDLER=config["Handler"],
+        PYTHONUNBUFFERED="1",
+        JUPYTER_REMOTE_LAMBDA_CONTEXT=json.dumps(context),
+    )
+    return env
 
 
 @dataclass
@@ -101,10 +132,8 @@ class LambdaPool:
         worker.conn.close()
         # Only while unreaped: a reaped pid (and so its group id) may already belong to another.
         if worker.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(worker.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         worker.proc.wait()
 
     @property
@@ -122,7 +151,12 @@ class LambdaPool:
 
     # -- invocations --------------------------------------------------------------------------
     def invoke(self, tag: Any, event: dict[str, Any]) -> str:
-        """Start one invocation; ``tag`` comes back in its :class:`Outcome`. Returns the id."""
+        """Start one invocation; ``tag`` comes back in its :class:`Outcome`. Returns the id.
+
+        EMULATOR CHOICE (aws-contracts.md C.1): a worker's cold start (restoring the payload,
+        running the cell) happens inside its first invocation and counts against that
+        invocation's timeout; Lambda gives init code up to 10 s of its own.
+        """
         idle = next((w for w in self._workers if not w.busy), None)
         worker = idle if idle is not None else self._spawn()
         self._counter += 1
@@ -131,10 +165,9 @@ class LambdaPool:
         message = {"id": request_id, "event": event, "deadline": time.time() + self.timeout}
         worker.tag, worker.request_id, worker.started = tag, request_id, now
         worker.deadline, worker.busy = now + self.timeout, True
-        try:
+        # A worker that died while idle fails the send; poll() then reports its crash.
+        with contextlib.suppress(OSError):
             worker.conn.send_bytes(json.dumps(message).encode())
-        except OSError:
-            pass  # a worker that died while idle: poll() reports the crash for this task
         return request_id
 
     def poll(self, timeout: float) -> Iterator[Outcome]:
@@ -159,6 +192,7 @@ class LambdaPool:
                 outcome.error = reply.get("error") or {"errorMessage": "unknown error"}
             yield outcome
         for worker in [w for w in self._workers if w.busy and w.deadline <= now]:
+            # EMULATOR CHOICE (aws-contracts.md E.15): the newer runtimes' timeout payload.
             self._discard(worker)
             yield Outcome(
                 worker.tag,
@@ -177,7 +211,11 @@ class LambdaPool:
         except subprocess.TimeoutExpired:  # closed its end of the pipe but lives on
             code = -signal.SIGKILL
         self._discard(worker)
-        how = f"signal: {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        how = f"exit status {code}"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"signal: {signal.Signals(-code).name.lower()[3:]}"
+        # EMULATOR CHOICE (aws-contracts.md E.15): Lambda's Runtime.ExitError payload.
         return Outcome(
             worker.tag,
             worker.request_id,
@@ -202,8 +240,6 @@ class LambdaPool:
             worker.conn.close()
         deadline = time.monotonic() + 2.0
         for worker in list(self._workers):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
-            except subprocess.TimeoutExpired:
-                pass
             self._discard(worker)

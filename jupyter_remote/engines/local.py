@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import data_dir
-from .base import PROCESSING, Engine, JobHandle, JobStatus, LogTail
+from . import local_s3batch
+from .base import PROCESSING, S3BATCH, Engine, JobHandle, JobStatus, LogTail
 from .local_processing import STOP_FILE, now_iso, write_json
 
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
@@ -45,13 +46,15 @@ class LocalEngine(Engine):
     """Runs processing jobs as local processes (one per instance) under a supervisor."""
 
     name = "local"
-    kinds = frozenset({PROCESSING})  # s3batch: added when engines/local_s3batch.py lands
+    kinds = frozenset({PROCESSING, S3BATCH})
 
     def jobdir(self, handle: JobHandle) -> Path:
         """The job's sandbox folder."""
         return Path(handle.data.get("jobdir") or jobs_dir() / handle.job_id)
 
     def _submit(self, handle: JobHandle, request: dict[str, Any]) -> JobHandle:
+        if handle.kind == S3BATCH:
+            return local_s3batch.submit(self, handle, request)
         jobdir = jobs_dir() / handle.job_id
         jobdir.mkdir(mode=0o700)
         region = self.endpoint.region or "us-east-1"
@@ -83,6 +86,8 @@ class LocalEngine(Engine):
 
     def describe(self, handle: JobHandle) -> JobStatus:
         """Read status.json; a dead supervisor with a live status means the job failed."""
+        if handle.kind == S3BATCH:
+            return local_s3batch.describe(self, handle)
         jobdir = self.jobdir(handle)
         try:
             raw = json.loads((jobdir / "status.json").read_text())
@@ -114,10 +119,14 @@ class LocalEngine(Engine):
 
     def stop(self, handle: JobHandle) -> None:
         """Ask the supervisor to stop the containers (SIGTERM, grace, SIGKILL)."""
+        if handle.kind == S3BATCH:
+            return local_s3batch.stop(self, handle)
         (self.jobdir(handle) / STOP_FILE).touch()
 
     def logs(self, handle: JobHandle, cursors: dict[str, int] | None = None) -> list[LogTail]:
         """One tail per instance log, ``algo-1`` first."""
+        if handle.kind == S3BATCH:
+            return local_s3batch.logs(self, handle, cursors)
         cursors = cursors or {}
         count = handle.data.get("instance_count", 1)
         logs = self.jobdir(handle) / "logs"

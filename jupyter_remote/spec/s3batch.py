@@ -20,6 +20,15 @@ from ..errors import ConfigurationError
 from ..s3uri import S3Uri
 from .validation import input_shape, validate_with_botocore
 
+# Defaults of %%s3batch / s3batch(), here so the magic can show them without importing the API.
+DEFAULT_CONCURRENCY = 4
+# Seconds per invocation: Lambda's own default of 3 s is too short for a cell's imports.
+DEFAULT_TIMEOUT = 60
+DEFAULT_MEMORY = 512  # MB
+DEFAULT_PRIORITY = 10
+# Schema 2.0 by default: it carries the bucket name and --user-arg values (1.0 carries neither),
+# and AWS requires it for directory buckets. 1.0 stays available with --schema 1.0.
+DEFAULT_SCHEMA = "2.0"
 MANIFEST_CSV = "S3BatchOperations_CSV_20180820"
 REPORT_FORMAT = "Report_CSV_20180820"
 SCHEMAS = ("1.0", "2.0")
@@ -177,8 +186,9 @@ def model_limits(shape: Any, value: Any, path: str = "") -> list[str]:
         if getattr(shape, "enum", None) and value not in shape.enum:
             errors.append(f"{where}: {value!r} is not one of {', '.join(shape.enum)}")
     elif shape.type_name in ("integer", "long") and isinstance(value, int):
-        if "max" in meta and value > meta["max"]:
-            errors.append(f"{where}: at most {meta['max']}, got {value}")
+        top = meta.get("max")
+        if top is not None and value > top:
+            errors.append(f"{where}: at most {top}, got {value}")
     return errors
 
 

@@ -307,8 +307,8 @@ def test_etag_mismatch_fails_the_job(shell, s3, monkeypatch):
 
 
 def test_confirm_then_cancel_lifecycle(shell, s3):
-    from jupyter_remote.errors import JobFailedError
-    from jupyter_remote.s3batch import s3batch
+    from jupyter_remote.errors import JobFailedError, JupyterRemoteError
+    from jupyter_remote.s3batch import S3BatchJob, s3batch
 
     manifest = put_manifest(s3, "confirm.csv", ["photos,c1", "photos,c2"])
     job = s3batch("def process(b, k):\n    return k\n", user_ns={}, manifest=manifest, confirm=True)
@@ -317,8 +317,11 @@ def test_confirm_then_cancel_lifecycle(shell, s3):
         time.sleep(0.1)
     status = job.status()
     assert status.state == "Suspended" and status.raw["SuspendedCause"]
-    job.confirm()
-    assert sorted(job.wait({}, timeout=60).result) == ['"c1"', '"c2"']
+    again = S3BatchJob.find(job.job_id[:13])  # as another kernel would find it
+    again.confirm()
+    assert sorted(again.wait({}, timeout=60).result) == ['"c1"', '"c2"']
+    with pytest.raises(JupyterRemoteError, match="not Suspended"):
+        job.confirm()
 
     slow = s3batch(
         "import time\ndef process(b, k):\n    time.sleep(30)\n",
@@ -339,10 +342,13 @@ def test_status_is_describe_job_shaped(shell, s3):
     import botocore.session
     from botocore.validate import ParamValidator
 
-    from jupyter_remote.s3batch import s3batch
+    import jupyter_remote.s3batch
 
     manifest = put_manifest(s3, "shape.csv", ["photos,s1"])
-    job = s3batch("def process(b, k):\n    return 1\n", user_ns={}, manifest=manifest)
+    # The submodule is callable: jupyter_remote.s3batch(...) is the API whatever was imported.
+    job = jupyter_remote.s3batch(
+        "def process(b, k):\n    return 1\n", user_ns={}, manifest=manifest
+    )
     model = botocore.session.get_session().get_service_model("s3control")
     shape = model.operation_model("DescribeJob").output_shape.members["Job"]
     report = ParamValidator().validate(job.status().raw, shape)
@@ -399,6 +405,8 @@ def test_higher_priority_runs_first(shell, s3):
             "--schema 2.0",
         ),
         ("--bucket photos --timeout 901", "def process(b, k): pass\n", "--timeout"),
+        ("--bucket photos --memory 64", "def process(b, k): pass\n", "--memory"),
+        ("--bucket photos --priority -1", "def process(b, k): pass\n", "--priority"),
         ("--manifest s3://batch/none.csv", "def process(b, k): pass\n", "does not exist"),
         ("--bucket photos --prefix nothing-here/", "def process(b, k): pass\n", "no objects under"),
     ],
@@ -406,6 +414,19 @@ def test_higher_priority_runs_first(shell, s3):
 def test_user_mistakes_are_usage_errors(shell, s3, line, cell, message):
     from IPython.core.error import UsageError
 
+    from jupyter_remote.jobstore import JobStore
+
+    def staged():
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket="jupyter-remote-staging", Prefix="jupyter-remote/s3batch-manifests/"
+        )
+        try:
+            return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        except s3.exceptions.NoSuchBucket:
+            return []
+
+    before, jobs = staged(), len(JobStore().list())
     result = run(shell, f"%%s3batch {line}\n{cell}")
     assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
     assert message in str(result.error_in_exec)
+    assert staged() == before and len(JobStore().list()) == jobs  # nothing written

@@ -1,0 +1,328 @@
+"""``s3batch()``: run a cell's function over every object of a manifest (S3 Batch Operations).
+
+The cell becomes a Lambda package (:mod:`.engines.lambda_package`) and an S3 Control
+``CreateJob`` request (:mod:`.spec.s3batch`); an engine runs that request. The result is the
+completion report as a table (:mod:`.s3batch_report`). ``%%s3batch`` (:mod:`.magics_s3batch`)
+is argument parsing over :func:`s3batch`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+import types
+import uuid
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from .api import _caller_namespace, _engine
+from .config import RemoteSettings, choose_engine, resolve_endpoint, staging_uri
+from .display import JobDisplay, make_display
+from .engines.base import S3BATCH
+from .errors import ConfigurationError
+from .jobstore import JobRecord, JobStore
+from .s3batch_job import S3BatchJob
+from .s3uri import S3Uri
+from .spec.s3batch import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MEMORY,
+    DEFAULT_PRIORITY,
+    DEFAULT_SCHEMA,
+    DEFAULT_TIMEOUT,
+)
+
+SIGNING_KEY_ENV = "JUPYTER_REMOTE_SIGNING_KEY"
+KEY_FILE = "s3batch-signing.key"
+
+
+def signing_key() -> bytes:
+    """Return this user's key for %%s3batch payloads, created once (``0600``).
+
+    One key per user, not per job: the signature is part of the package, so a per-job key would
+    give every run a new package hash and a new Lambda function even when nothing changed.
+    """
+    from .paths import data_dir
+
+    path = data_dir() / KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex())
+        return key
+
+
+def _check_options(
+    manifest: str | None,
+    bucket: str | None,
+    prefix: str | None,
+    schema: str,
+    report_scope: str,
+    concurrency: int,
+    output_var: str | None,
+    *,
+    timeout: int,
+    memory: int,
+    priority: int,
+) -> None:
+    from .engines.lambda_package import MAX_MEMORY, MAX_TIMEOUT, MIN_MEMORY
+    from .spec.s3batch import MAX_PRIORITY, REPORT_SCOPES, SCHEMAS
+
+    if bool(manifest) == bool(bucket):
+        raise ConfigurationError(
+            "give either --manifest s3://bucket/manifest.csv or --bucket NAME [--prefix P]"
+        )
+    if prefix and not bucket:
+        raise ConfigurationError("--prefix needs --bucket")
+    if schema not in SCHEMAS:
+        raise ConfigurationError(f"--schema must be one of {', '.join(SCHEMAS)}, not {schema!r}")
+    if report_scope not in REPORT_SCOPES:
+        raise ConfigurationError(
+            f"--report-scope must be one of {', '.join(REPORT_SCOPES)}, not {report_scope!r}"
+        )
+    if not 1 <= concurrency <= 1000:
+        raise ConfigurationError(f"--concurrency must be 1-1000, got {concurrency}")
+    # Checked here as well as in the requests, so that nothing (a listed manifest) is written
+    # for a job that would be refused.
+    if not 1 <= timeout <= MAX_TIMEOUT:
+        raise ConfigurationError(f"--timeout must be 1-{MAX_TIMEOUT} seconds, got {timeout}")
+    if not MIN_MEMORY <= memory <= MAX_MEMORY:
+        raise ConfigurationError(f"--memory must be {MIN_MEMORY}-{MAX_MEMORY} MB, got {memory}")
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise ConfigurationError(f"--priority must be 0-{MAX_PRIORITY}, got {priority}")
+    if output_var is not None and not output_var.isidentifier():
+        raise ConfigurationError(f"--output-var {output_var!r} is not a Python name")
+
+
+def _entry_point(cell: str) -> str:
+    from .analysis import analyze_cell
+
+    assigns = analyze_cell(cell).assigns
+    for entry in ("process", "handler"):
+        if entry in assigns:
+            return entry
+    raise ConfigurationError(
+        "the %%s3batch cell must define process(bucket, key) (called once per object) or "
+        "handler(event, context) (a raw Lambda handler)"
+    )
+
+
+def _account(engine_name: str, endpoint: Any) -> str:
+    if engine_name == "local":
+        from .engines.local import LOCAL_ACCOUNT
+
+        return LOCAL_ACCOUNT
+    from .storage import make_client
+
+    return str(make_client(endpoint, "sts").get_caller_identity()["Account"])
+
+
+def _redacted(document: dict[str, Any]) -> dict[str, Any]:
+    copy = json.loads(json.dumps(document))
+    variables = copy.get("Environment", {}).get("Variables", {})
+    if SIGNING_KEY_ENV in variables:
+        variables[SIGNING_KEY_ENV] = "***"
+    return copy
+
+
+def s3batch(
+    cell: str,
+    *,
+    user_ns: MutableMapping[str, Any] | None = None,
+    manifest: str | None = None,
+    bucket: str | None = None,
+    prefix: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: int = DEFAULT_TIMEOUT,
+    memory: int = DEFAULT_MEMORY,
+    user_args: Iterable[str] = (),
+    schema: str = DEFAULT_SCHEMA,
+    report_scope: str = "AllTasks",
+    confirm: bool = False,
+    priority: int = DEFAULT_PRIORITY,
+    requirements: str | None = None,
+    exclude: Iterable[str] = (),
+    output_var: str | None = None,
+    engine: str = "",
+    wait: bool = True,
+    dry_run: bool = False,
+    settings: RemoteSettings | None = None,
+    display: JobDisplay | None = None,
+    store: JobStore | None = None,
+) -> S3BatchJob | dict[str, Any]:
+    """Run the cell's ``process(bucket, key)`` over every object of a manifest; see ``%%s3batch?``.
+
+    Objects come from ``manifest`` (an S3 URI of a CSV manifest) or from listing ``bucket``
+    under ``prefix``. With ``wait`` (the default) this follows the job and stores the report
+    table in ``output_var``; with ``confirm`` the job waits, Suspended, for
+    :meth:`S3BatchJob.confirm`. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
+    ``{"CreateJob": ..., "CreateFunction": ...}`` requests.
+    """
+    from .engines.lambda_package import PYTHON, build_package, function_config
+    from .engines.local import LOCAL_ROLE_ARN
+    from .s3batch_manifest import generate_manifest, locate_manifest
+    from .snapshot import capture
+    from .spec import s3batch as spec
+    from .storage import check_local_path
+
+    settings = settings or RemoteSettings()
+    namespace = user_ns if user_ns is not None else _caller_namespace()
+    display = display or make_display(widgets=settings.widgets)
+    _check_options(
+        manifest,
+        bucket,
+        prefix,
+        schema,
+        report_scope,
+        concurrency,
+        output_var,
+        timeout=timeout,
+        memory=memory,
+        priority=priority,
+    )
+    arguments = spec.parse_user_args(user_args)
+    if arguments and schema != "2.0":
+        raise ConfigurationError("--user-arg needs --schema 2.0 (schema 1.0 carries no arguments)")
+    req_path = check_local_path(requirements, "--requirements") if requirements else None
+    entry = _entry_point(cell)
+    engine_name, why = choose_engine(engine, settings, S3BATCH)
+    endpoint = resolve_endpoint(settings)
+    staging = staging_uri(settings, endpoint)
+    key = signing_key()
+    from .analysis import analyze_cell
+    from .runtime.payload import sign
+
+    with tempfile.TemporaryDirectory(prefix="jupyter-remote-") as tmp:
+        snapshot = capture(namespace, analyze_cell(cell).reads, tmp, exclude=exclude)
+        document = {
+            "format": 1,
+            "python": PYTHON,
+            "entry": entry,
+            "cell": "cell.py",
+            "payload": {
+                "path": "payload.bin",
+                "sha256": snapshot.sha256,
+                "signature": sign(key, "payload", snapshot.sha256),
+            },
+            "imports": snapshot.imports,
+        }
+        files: dict[str, bytes | Path] = {
+            "job.json": json.dumps(document, sort_keys=True).encode(),
+            "cell.py": cell.encode("utf-8"),
+            "payload.bin": snapshot.path,
+        }
+        package = build_package(files, requirements=req_path)
+    store = store or JobStore()
+    runner = _engine(engine_name, endpoint, str(staging), store)
+    client = runner.storage.client
+    job_id = str(uuid.uuid4())
+    if manifest:
+        location, count = locate_manifest(client, S3Uri.parse(manifest, what="--manifest")), None
+    else:
+        source = S3Uri.parse(f"s3://{bucket}/{prefix or ''}", what="--bucket/--prefix")
+        runner.storage.ensure_bucket(staging.bucket)
+        dest = staging.join("s3batch-manifests", f"{job_id}.csv")
+        location, count = generate_manifest(client, source, dest, upload=not dry_run)
+    account = _account(engine_name, endpoint)
+    region = endpoint.region or "us-east-1"
+    code = staging.join("lambda", f"{package.sha256}.zip")
+    role = LOCAL_ROLE_ARN if engine_name == "local" else settings.role or LOCAL_ROLE_ARN
+    function = function_config(
+        package,
+        code={"S3Bucket": code.bucket, "S3Key": code.key},
+        role=role,
+        timeout=timeout,
+        memory=memory,
+        environment={SIGNING_KEY_ENV: key.hex()},
+    )
+    report_prefix = staging.join("s3batch-reports").key
+    first_line = next((ln.strip() for ln in cell.splitlines() if ln.strip()), "")
+    request = spec.build_create_job_request(
+        account_id=account,
+        function_arn=package.function_arn(region, account),
+        manifest=location,
+        report_bucket=staging.bucket,
+        report_prefix=report_prefix,
+        role_arn=role,
+        client_request_token=job_id,
+        report_scope=report_scope,
+        priority=priority,
+        confirmation_required=confirm,
+        schema=schema,
+        user_arguments=arguments,
+        description=f"jupyter-remote %%s3batch: {first_line}"[:256],
+    )
+    if dry_run:
+        shown = {"CreateJob": request, "CreateFunction": _redacted(function)}
+        display.message(json.dumps(shown, indent=2))
+        return shown
+    display.message(why)
+    runner.storage.ensure_bucket(staging.bucket)
+    if not runner.storage.exists(code):
+        runner.storage.upload_file(package.path, code)
+    record = JobRecord(
+        job_id=job_id,
+        engine=engine_name,
+        kind=S3BATCH,
+        state="Submitting",
+        created=time.time(),
+        updated=time.time(),
+        request=request,
+        handle={
+            "key": key.hex(),
+            "staging": str(staging),
+            "endpoint": {"kind": endpoint.kind, "url": endpoint.url, "region": endpoint.region},
+            "function": function,
+            "package_sha256": package.sha256,
+            "concurrency": concurrency,
+            "report": {"bucket": staging.bucket, "prefix": report_prefix},
+        },
+        writeback={"output_var": output_var or ""},
+        cell=cell,
+    )
+    handle = runner.submit(record)
+    job = S3BatchJob(runner, handle, record)
+    objects = (
+        f"{count:,} objects of {source}" if count is not None else f"the objects of {manifest}"
+    )
+    display.started(
+        handle,
+        f"{job_id}: {entry}() over {objects}, {concurrency} at a time, timeout {timeout} s, "
+        f"on {engine_name} (Lambda package {package.size / 1e6:.1f} MB, {package.function_name})",
+    )
+    if confirm:
+        display.message(
+            "The job waits (Suspended) until confirmed: job.confirm() (from another kernel: "
+            f"jupyter_remote.s3batch.S3BatchJob.find({job_id!r}).confirm()), then job.wait()."
+        )
+        return job
+    if not wait:
+        display.message(
+            f"Submitted {job_id}; not waiting. job.wait() (from another kernel: "
+            f"jupyter_remote.s3batch.S3BatchJob.find({job_id!r}).wait()) follows it."
+        )
+        return job
+    job.wait(namespace, display=display, poll_interval=settings.poll_interval)
+    return job
+
+
+class _CallableModule(types.ModuleType):
+    """The module type of this module: callable, as :func:`s3batch`.
+
+    ``jupyter_remote.s3batch`` is both this submodule and the public function: once the
+    submodule is imported, the import system binds the package attribute to the module, so the
+    module forwards calls to the function and ``jupyter_remote.s3batch(cell, ...)`` always works.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> S3BatchJob | dict[str, Any]:
+        return s3batch(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,190 @@
+"""A submitted ``%%s3batch`` job: progress while it runs, the report table when it ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from .api import RemoteJob, _caller_namespace
+from .config import RemoteSettings
+from .display import JobDisplay, make_display
+from .engines.base import JobHandle, JobStatus
+from .errors import JobFailedError, JupyterRemoteError
+from .jobstore import JobStore
+from .monitor import watch
+
+_MAX_LOG_LINES = 50
+_FAILURES_SHOWN = 3
+
+
+class _ProgressDisplay:
+    """Forwards to a display, thinning progress lines and capping the function's log lines.
+
+    The monitor reports every change of the progress text; a job of an hour would print
+    thousands of lines, so a progress line waits until a tenth of the elapsed time has passed.
+    """
+
+    def __init__(self, inner: JobDisplay, hint: str = "") -> None:
+        self.inner = inner
+        self.hint = hint
+        self._state = ""
+        self._start = self._last = time.monotonic()
+        self._lines = 0
+
+    def started(self, handle: JobHandle, title: str) -> None:
+        self.inner.started(handle, title)
+
+    def status(self, status: JobStatus) -> None:
+        now = time.monotonic()
+        if (
+            status.state != self._state
+            or status.terminal
+            or now - self._last >= max(2.0, 0.1 * (now - self._start))
+        ):
+            self._state, self._last = status.state, now
+            self.inner.status(status)
+
+    def log(self, stream: str, line: str) -> None:
+        self._lines += 1
+        if self._lines <= _MAX_LOG_LINES:
+            self.inner.log(stream, line)
+        elif self._lines == _MAX_LOG_LINES + 1:
+            self.inner.message(f"(more function log lines are not shown{self.hint})")
+
+    def message(self, text: str) -> None:
+        self.inner.message(text)
+
+    def finished(self, status: JobStatus) -> None:
+        self.inner.finished(status)
+
+
+class S3BatchJob(RemoteJob):
+    """A submitted %%s3batch job: watch it, confirm or cancel it, read its report table."""
+
+    _table: Any = None
+
+    @classmethod
+    def find(
+        cls, job_id: str, *, store: JobStore | None = None, settings: RemoteSettings | None = None
+    ) -> S3BatchJob:
+        """The recorded job ``job_id`` (an id prefix will do), from this or another kernel."""
+        from .api import _endpoint_for, _engine
+
+        settings = settings or RemoteSettings()
+        store = store or JobStore()
+        record = store.get(job_id)
+        runner = _engine(
+            record.engine, _endpoint_for(record, settings), record.handle["staging"], store
+        )
+        handle = JobHandle(record.engine, record.kind, record.job_id, dict(record.handle))
+        return cls(runner, handle, record)
+
+    def __repr__(self) -> str:
+        return f"<S3BatchJob {self.job_id} on {self.engine.name}: {self.status().state}>"
+
+    @property
+    def output_var(self) -> str | None:
+        """The notebook variable the table is stored in, if any."""
+        return self.record.writeback.get("output_var") or None
+
+    def confirm(self) -> None:
+        """Confirm a job created with ``confirm=True`` (UpdateJobStatus Ready)."""
+        confirm = getattr(self.engine, "confirm", None)
+        if confirm is None and self.engine.name == "local":
+            from .engines import local_s3batch
+
+            confirm = lambda handle: local_s3batch.confirm(self.engine, handle)  # noqa: E731
+        if confirm is None:
+            raise JupyterRemoteError(f"engine {self.engine.name} cannot confirm jobs")
+        confirm(self.handle)
+
+    def report_index(self) -> dict[str, Any]:
+        """The completion report's ``manifest.json``."""
+        from .s3batch_report import read_index
+
+        report = self.handle.data["report"]
+        client = self.engine.storage.client
+        return read_index(client, report["bucket"], report["prefix"], self.job_id)
+
+    def table(self) -> Any:
+        """Every reported task: bucket, key, version, status, result, error (a DataFrame).
+
+        A list of dicts when pandas is not installed; empty when the job wrote no report.
+        """
+        if self._table is not None:
+            return self._table
+        from botocore.exceptions import ClientError
+
+        from .s3batch_report import iter_rows, table_rows, to_table
+
+        try:
+            index = self.report_index()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
+                raise
+            return to_table([])
+        self._table = to_table(table_rows(iter_rows(self.engine.storage.client, index)))
+        return self._table
+
+    def wait(
+        self,
+        user_ns: MutableMapping[str, Any] | None = None,
+        *,
+        display: JobDisplay | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+    ) -> Any:
+        """Follow the job to its end; store the table in ``output_var``; return the table.
+
+        Raises :class:`JobFailedError` when the job ends Failed or Cancelled (after storing the
+        table of the tasks that ran). Ctrl-C stops watching, not the job.
+        """
+        display = display or make_display()
+        namespace = user_ns if user_ns is not None else _caller_namespace()
+        log_hint = ""
+        tails = self.engine.logs(self.handle)
+        if tails:
+            log_hint = f"; the whole log is {tails[0].path}"
+        try:
+            status = watch(
+                self.engine,
+                self.handle,
+                _ProgressDisplay(display, log_hint),
+                store=self.engine.store,
+                timeout=timeout,
+                poll_interval=poll_interval,
+            )
+        except KeyboardInterrupt:
+            display.message(
+                f"Detached from {self.job_id}; it keeps running. Re-attach with "
+                f"jupyter_remote.s3batch.S3BatchJob.find({self.job_id!r}).wait(); cancel it "
+                "with .stop()."
+            )
+            raise
+        display.finished(status)
+        return self.write_back(status, namespace, display)
+
+    def write_back(
+        self, status: JobStatus, user_ns: MutableMapping[str, Any], display: JobDisplay
+    ) -> Any:
+        """Summarize a finished job, store its table, raise if the job itself failed."""
+        table = self.table()
+        if hasattr(table, "to_dict"):  # a DataFrame: filter there, never one dict per row
+            failures = table[table.status != "Succeeded"].head(_FAILURES_SHOWN).to_dict("records")
+        else:
+            failures = [r for r in table if r["status"] != "Succeeded"]
+        progress = status.progress
+        display.message(
+            f"{progress.get('succeeded', 0):,} succeeded, {progress.get('failed', 0):,} failed "
+            f"of {progress.get('total', 0):,} tasks."
+        )
+        for row in failures[:_FAILURES_SHOWN]:
+            display.message(f"  {row['status']}: {row['key']}: {row['error']}")
+        if self.output_var:
+            user_ns[self.output_var] = table
+            display.message(f"table of {len(table):,} task(s) stored in {self.output_var}")
+        self.engine.store.update(self.job_id, written_back=True)
+        if not status.succeeded:
+            raise JobFailedError(self.job_id, status.state, status.reason)
+        return table

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import JupyterRemoteError
 from .paths import data_dir
+from .procs import pid_alive
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -487,18 +488,7 @@ def _pid_alive(pid: int) -> bool:
             # Without psutil we cannot tell; the signed probe that follows decides.
             return True
         return bool(psutil.pid_exists(pid))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # An orphan that exited may linger as a zombie if nothing reaps it (as in some containers).
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    return pid_alive(pid)
 
 
 def _is_our_server(server: EmbeddedS3) -> bool:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..paths import data_dir
+from ..procs import pid_alive, spawn_detached
 from . import local_s3batch
 from .base import PROCESSING, S3BATCH, Engine, JobHandle, JobStatus, LogTail
 from .local_processing import STOP_FILE, now_iso, write_json
@@ -25,21 +23,6 @@ def jobs_dir() -> Path:
     path = data_dir() / "local-jobs"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this very process still answers kill(0); reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
 
 
 class LocalEngine(Engine):
@@ -72,16 +55,8 @@ class LocalEngine(Engine):
             "Phase": "Starting",
         }
         write_json(jobdir / "status.json", status)
-        with open(jobdir / "supervisor.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_remote.engines.local_processing", str(jobdir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives a kernel restart
-                cwd=jobdir,
-            )
-        handle.data.update(jobdir=str(jobdir), pid=proc.pid, arn=arn)
+        pid = spawn_detached("jupyter_remote.engines.local_processing", jobdir)
+        handle.data.update(jobdir=str(jobdir), pid=pid, arn=arn)
         return handle
 
     def describe(self, handle: JobHandle) -> JobStatus:
@@ -95,7 +70,7 @@ class LocalEngine(Engine):
             return JobStatus("Failed", True, False, reason=f"no local job folder {jobdir}")
         state = raw["ProcessingJobStatus"]
         pid = handle.data.get("pid")
-        if state not in TERMINAL and pid and not _pid_alive(pid):
+        if state not in TERMINAL and pid and not pid_alive(pid):
             # Re-read: the supervisor may have finished between the two reads.
             raw = json.loads((jobdir / "status.json").read_text())
             state = raw["ProcessingJobStatus"]

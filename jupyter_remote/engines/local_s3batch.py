@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..procs import pid_alive, spawn_detached
 from .base import JobHandle, JobStatus, LogTail
 from .local_processing import STOP_FILE, now_iso, write_json
 from .local_s3batch_queue import CONFIRM_FILE
@@ -66,16 +66,8 @@ def submit(engine: Any, handle: JobHandle, request: dict[str, Any]) -> JobHandle
     if request.get("Description"):
         status["Description"] = request["Description"]
     write_json(jobdir / "status.json", status)
-    with open(jobdir / "supervisor.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_remote.engines.local_s3batch", str(jobdir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives a kernel restart
-            cwd=jobdir,
-        )
-    handle.data.update(jobdir=str(jobdir), pid=proc.pid, arn=arn)
+    pid = spawn_detached("jupyter_remote.engines.local_s3batch", jobdir)
+    handle.data.update(jobdir=str(jobdir), pid=pid, arn=arn)
     return handle
 
 
@@ -95,15 +87,13 @@ def progress_text(job: dict[str, Any]) -> str:
 
 def describe(engine: Any, handle: JobHandle) -> JobStatus:
     """DescribeJob: read status.json; a dead supervisor with a live status means Failed."""
-    from .local import _pid_alive
-
     jobdir = _jobdir(handle)
     try:
         job = json.loads((jobdir / "status.json").read_text())
     except FileNotFoundError:
         return JobStatus("Failed", True, False, reason=f"no local job folder {jobdir}")
     pid = handle.data.get("pid")
-    if job["Status"] not in TERMINAL and pid and not _pid_alive(pid):
+    if job["Status"] not in TERMINAL and pid and not pid_alive(pid):
         job = json.loads((jobdir / "status.json").read_text())
         if job["Status"] not in TERMINAL:
             job.update(

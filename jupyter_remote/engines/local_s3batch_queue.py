@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..procs import pid_alive
+
 CONFIRM_FILE = "confirm-requested"
 MAX_PRIORITY = 2_147_483_647
 POLL_SECONDS = 0.2
@@ -31,16 +33,6 @@ def wait_for_file(folder: Path, names: Iterable[str], *, limit: float) -> str | 
                 return name
         time.sleep(POLL_SECONDS)
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class JobQueue:
@@ -78,7 +70,7 @@ class JobQueue:
                 pid = int(path.read_text() or 0)
             except (OSError, ValueError):
                 continue
-            if pid and not _alive(pid):
+            if pid and not pid_alive(pid):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()  # a supervisor that died while queued
                 continue

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RemoteSettings, choose_engine, resolve_endpoint, staging_uri
-from .display import JobDisplay, make_display
+from .display import JobDisplay, bind_job, follow_in_background, make_display
 from .engines.base import PROCESSING, Engine, JobHandle, JobStatus
 from .engines.registry import engine_class
 from .errors import JobFailedError
@@ -19,7 +19,12 @@ from .jobstore import JobRecord, JobStore
 from .monitor import watch
 from .prepare import ProcessingOptions, prepare_processing, redacted
 from .results import apply_results, fetch_results, remote_exception
+from .spec.prices import estimate_line
+from .spec.processing import network_config
+from .spec.tags import job_tags
 from .storage import Endpoint, Storage, make_client
+
+SAGEMAKER = "sagemaker"
 
 
 def _caller_namespace() -> MutableMapping[str, Any]:
@@ -95,6 +100,8 @@ class RemoteJob:
                 f"jupyter_remote.attach({self.job_id!r}) or %remote_jobs; stop it with "
                 f"jupyter_remote.attach({self.job_id!r}, wait=False).stop()."
             )
+            # A widget panel keeps following the job from a thread; its buttons work now.
+            follow_in_background(display, self, poll_interval=poll_interval)
             raise
         display.finished(status)
         return self.write_back(status, namespace, display)
@@ -152,6 +159,12 @@ def remote_process(
     config_command: str | None = None,
     env: list[str] = (),  # type: ignore[assignment]
     exclude: list[str] = (),  # type: ignore[assignment]
+    allow_python_mismatch: bool = False,
+    network_isolation: bool = False,
+    subnets: list[str] = (),  # type: ignore[assignment]
+    security_groups: list[str] = (),  # type: ignore[assignment]
+    profile: str | None = None,
+    region: str | None = None,
     wait: bool = True,
     dry_run: bool = False,
     timeout: float | None = None,
@@ -167,18 +180,41 @@ def remote_process(
     """
     settings = settings or RemoteSettings()
     namespace = user_ns if user_ns is not None else _caller_namespace()
-    display = display or make_display(widgets=settings.widgets)
-    engine_name, why = choose_engine(engine, settings, PROCESSING)
+    # A dry run prints a request to copy from: text, not a panel.
+    display = display or make_display(widgets=settings.widgets and not dry_run)
+    engine_name, why = choose_engine(engine, settings, PROCESSING, profile=profile, region=region)
     from .engines.local import LOCAL_ROLE_ARN
 
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    instance_type = instance_type or settings.instance_type
+    target = None
+    if engine_name == SAGEMAKER:
+        from .engines.sagemaker_setup import resolve_target
+
+        target = resolve_target(
+            settings,
+            python=py,
+            instance_type=instance_type,
+            region=region,
+            profile=profile,
+            role=role,
+            image=image,
+            allow_python_mismatch=allow_python_mismatch,
+        )
+        endpoint, staging = target.endpoint, target.staging
+        image_uri, role_arn = target.image, target.role.arn
+    else:
+        endpoint = resolve_endpoint(settings, profile=profile, region=region)
+        staging = staging_uri(settings, endpoint)
+        image_uri = image or settings.image or f"jupyter-remote-local:python{py}"
+        role_arn = role or settings.role or LOCAL_ROLE_ARN
     options = ProcessingOptions(
-        instance_type=instance_type or settings.instance_type,
+        instance_type=instance_type,
         instance_count=settings.instance_count if instance_count is None else instance_count,
         volume_size=settings.volume_size if volume_size is None else volume_size,
         max_runtime=settings.max_runtime if max_runtime is None else max_runtime,
-        image=image or settings.image or f"jupyter-remote-local:python{py}",
-        role_arn=role or settings.role or LOCAL_ROLE_ARN,
+        image=image_uri,
+        role_arn=role_arn,
         inputs=list(inputs),
         outputs=list(outputs),
         shard=list(shard),
@@ -188,17 +224,32 @@ def remote_process(
         config_command=config_command,
         env=list(env),
         exclude=list(exclude),
+        tags=job_tags(),
+        network=network_config(
+            isolation=network_isolation, subnets=subnets, security_groups=security_groups
+        ),
     )
-    endpoint = resolve_endpoint(settings)
-    staging = staging_uri(settings, endpoint)
     with tempfile.TemporaryDirectory(prefix="jupyter-remote-") as tmp:
         job = prepare_processing(cell, dict(namespace), options, staging=staging, workdir=Path(tmp))
         if dry_run:
             display.message(json.dumps(redacted(job.request), indent=2))
+            display.message(
+                estimate_line(
+                    options.instance_type,
+                    options.instance_count,
+                    options.volume_size,
+                    options.max_runtime,
+                )
+            )
             return redacted(job.request)
         display.message(why)
         store = store or JobStore()
         runner = _engine(engine_name, endpoint, str(staging), store)
+        role_fresh = False
+        if target is not None:
+            from .engines.sagemaker_setup import prepare_resources
+
+            role_fresh = prepare_resources(target, job.request, runner.storage.client)
         t0 = time.monotonic()
         report = runner.storage.upload_bundle(job.bundle)
         runner.storage.put_json(job.manifest_uri, job.manifest)
@@ -214,8 +265,14 @@ def remote_process(
             "key": job.key.hex(),
             "results_uri": str(job.results_uri),
             "staging": str(staging),
-            "endpoint": {"kind": endpoint.kind, "url": endpoint.url, "region": endpoint.region},
+            "endpoint": {
+                "kind": endpoint.kind,
+                "url": endpoint.url,
+                "region": endpoint.region,
+                "profile": endpoint.profile,
+            },
             "instance_count": options.instance_count,
+            "role_fresh": role_fresh,
             "uploaded": report.uploaded,
             "skipped": report.skipped,
         },
@@ -228,17 +285,21 @@ def remote_process(
     )
     handle = runner.submit(record)
     result = RemoteJob(runner, handle, record)
-    display.started(
-        handle,
+    bind_job(display, result)
+    title = (
         f"{job.job_name}: {options.instance_count} x {options.instance_type} on {engine_name} "
         f"(uploaded {report.bytes_uploaded} bytes in {len(report.uploaded)} part(s), "
-        f"{len(report.skipped)} unchanged, {time.monotonic() - t0:.2f} s)",
+        f"{len(report.skipped)} unchanged, {time.monotonic() - t0:.2f} s)"
     )
+    for what, url in handle.data.get("links", {}).items():
+        title += f"\n  {what}: {url}"
+    display.started(handle, title)
     if not wait:
         display.message(
             f"Submitted {job.job_name}; not waiting. jupyter_remote.attach({job.job_name!r}) "
             "waits and writes back; %remote_jobs lists jobs."
         )
+        follow_in_background(display, result, poll_interval=settings.poll_interval)
         return result
     result.wait(namespace, display=display, timeout=timeout, poll_interval=settings.poll_interval)
     return result
@@ -258,9 +319,10 @@ def _endpoint_for(record: JobRecord, settings: RemoteSettings) -> Endpoint:
             secret_key=server.secret_key,
             job_env=server.env(),
         )
+    profile = saved.get("profile") or settings.profile or None
     if saved.get("kind") == "custom":
-        return Endpoint("custom", url=saved["url"], region=saved.get("region"))
-    return Endpoint("aws", region=saved.get("region"), profile=settings.profile or None)
+        return Endpoint("custom", url=saved["url"], region=saved.get("region"), profile=profile)
+    return Endpoint("aws", region=saved.get("region"), profile=profile)
 
 
 def attach(
@@ -280,10 +342,17 @@ def attach(
     endpoint = _endpoint_for(record, settings)
     runner = _engine(record.engine, endpoint, record.handle["staging"], store)
     handle = JobHandle(record.engine, record.kind, record.job_id, dict(record.handle))
-    job = RemoteJob(runner, handle, record)
+    job: RemoteJob
+    if record.kind == "s3batch":
+        from .s3batch_job import S3BatchJob
+
+        job = S3BatchJob(runner, handle, record)
+    else:
+        job = RemoteJob(runner, handle, record)
     if wait:
         namespace = user_ns if user_ns is not None else _caller_namespace()
         display = display or make_display(widgets=settings.widgets)
+        bind_job(display, job)
         display.started(handle, f"attached to {record.job_id} on {record.engine}")
         job.wait(namespace, display=display, timeout=timeout, poll_interval=settings.poll_interval)
     return job

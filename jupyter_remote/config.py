@@ -100,8 +100,43 @@ def aws_credentials_available(profile: str = "") -> bool:
         return False
 
 
-def choose_engine(requested: str, settings: RemoteSettings, kind: str) -> tuple[str, str]:
-    """Resolve ``auto``; return ``(engine name, one-line explanation)``."""
+def aws_region(settings: RemoteSettings, *, profile: str | None = None) -> str | None:
+    """The AWS region: ``%config``/``--region`` first, then boto3's own resolution."""
+    if settings.region:
+        return settings.region
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return boto3.Session(profile_name=profile or settings.profile or None).region_name
+    except BotoCoreError:
+        return None
+
+
+def s3_endpoint_override(settings: RemoteSettings | None = None) -> str | None:
+    """An S3 endpoint URL that is not AWS's own (``s3_endpoint``, ``AWS_ENDPOINT_URL[_S3]``)."""
+    return (
+        (settings.s3_endpoint if settings is not None else "")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or None
+    )
+
+
+def choose_engine(
+    requested: str,
+    settings: RemoteSettings,
+    kind: str,
+    *,
+    profile: str | None = None,
+    region: str | None = None,
+) -> tuple[str, str]:
+    """Resolve ``auto``; return ``(engine name, one-line explanation)``.
+
+    ``auto`` picks the AWS engine when it is installed, credentials and a region resolve, and S3
+    is AWS's own: with an S3 endpoint override (an S3-compatible server, moto in tests) the AWS
+    service could not read the staged bundle, so the local engine runs instead.
+    """
     from .engines.registry import engine_names
 
     name = requested or settings.engine or "auto"
@@ -112,28 +147,34 @@ def choose_engine(requested: str, settings: RemoteSettings, kind: str) -> tuple[
             )
         return name, f"engine: {name}"
     aws_engine = {"processing": "sagemaker", "s3batch": "s3batch"}[kind]
-    if aws_engine in engine_names() and aws_credentials_available(settings.profile):
-        return aws_engine, f"engine: {aws_engine} (AWS credentials found)"
-    why = (
-        "no AWS credentials found"
-        if aws_engine in engine_names()
-        else f"the {aws_engine} engine is not installed"
-    )
+    profile = profile or settings.profile or ""
+    override = s3_endpoint_override(settings)
+    if aws_engine not in engine_names():
+        why = f"the {aws_engine} engine is not installed"
+    elif not aws_credentials_available(profile):
+        why = "no AWS credentials found"
+    elif not (region or aws_region(settings, profile=profile)):
+        why = "AWS credentials found but no region (--region or AWS_DEFAULT_REGION)"
+    elif override:
+        why = f"S3 goes to {override}, which AWS cannot read"
+    else:
+        return aws_engine, f"engine: {aws_engine} (AWS credentials and region found)"
     return "local", (
         f"Running on the local engine ({why}). To run on AWS, configure credentials "
         f"(AWS_PROFILE or aws configure) and use --engine {aws_engine}."
     )
 
 
-def resolve_endpoint(settings: RemoteSettings) -> Endpoint:
-    """Decide where the local engine's S3 calls go (see ``RemoteSettings.s3_endpoint``)."""
-    region = settings.region or None
-    profile = settings.profile or None
-    url = (
-        settings.s3_endpoint
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
+def resolve_endpoint(
+    settings: RemoteSettings, *, profile: str | None = None, region: str | None = None
+) -> Endpoint:
+    """Decide where the local engine's S3 calls go (see ``RemoteSettings.s3_endpoint``).
+
+    ``profile`` and ``region`` (the magic's ``--profile``/``--region``) override the settings.
+    """
+    region = region or settings.region or None
+    profile = profile or settings.profile or None
+    url = s3_endpoint_override(settings)
     if url:
         return Endpoint(
             "custom",
@@ -142,7 +183,7 @@ def resolve_endpoint(settings: RemoteSettings) -> Endpoint:
             profile=profile,
             job_env={"AWS_ENDPOINT_URL_S3": url},
         )
-    if aws_credentials_available(settings.profile):
+    if aws_credentials_available(profile or ""):
         return Endpoint("aws", region=region, profile=profile)
     from . import embedded_s3
 
@@ -157,13 +198,37 @@ def resolve_endpoint(settings: RemoteSettings) -> Endpoint:
     )
 
 
-def staging_uri(settings: RemoteSettings, endpoint: Endpoint) -> S3Uri:
-    """The staging prefix for this endpoint."""
+STAGING_PREFIX = "jupyter-remote/"
+
+
+def default_aws_bucket(region: str, account: str) -> str:
+    """SageMaker's own default bucket name, ``sagemaker-<region>-<account>``."""
+    return f"sagemaker-{region}-{account}"
+
+
+def staging_uri(
+    settings: RemoteSettings, endpoint: Endpoint, *, account: str | None = None
+) -> S3Uri:
+    """The staging prefix for this endpoint.
+
+    ``staging`` wins. Otherwise AWS (and an AWS engine on any endpoint, which passes the
+    ``account``) uses ``s3://sagemaker-<region>-<account>/jupyter-remote/``, created on first
+    upload as SageMaker's own tools do; the embedded or a custom endpoint for the local engine
+    uses ``s3://jupyter-remote-staging/jupyter-remote/``.
+    """
     if settings.staging:
         return S3Uri.parse(settings.staging, what="staging location").as_prefix()
-    if endpoint.kind == "aws":
-        raise ConfigurationError(
-            "no staging location: set %config RemoteMagics.staging = 's3://BUCKET/prefix/' "
-            "or JUPYTER_REMOTE_STAGING"
-        )
-    return S3Uri("jupyter-remote-staging", "jupyter-remote/")
+    if account is None and endpoint.kind == "aws":
+        from .engines.aws_calls import caller_identity
+        from .storage import make_client
+
+        account = caller_identity(make_client(endpoint, "sts")).account
+    if account is not None:
+        region = endpoint.region or aws_region(settings, profile=endpoint.profile)
+        if not region:
+            raise ConfigurationError(
+                "no AWS region for the default staging bucket: pass --region, set "
+                "AWS_DEFAULT_REGION, or set %config RemoteMagics.staging = 's3://BUCKET/prefix/'"
+            )
+        return S3Uri(default_aws_bucket(region, account), STAGING_PREFIX)
+    return S3Uri("jupyter-remote-staging", STAGING_PREFIX)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -45,7 +44,25 @@ class RemoteMagics(Magics, RemoteSettings):
     @argument("--volume-size", type=int, default=None, help="Volume per instance, GB.")
     @argument("--max-runtime", type=int, default=None, help="MaxRuntimeInSeconds.")
     @argument("--image", default=None, help="Container image URI.")
-    @argument("--role", default=None, help="IAM role ARN for the job.")
+    @argument(
+        "--allow-python-mismatch",
+        action="store_true",
+        help="Submit even if --image is known to run another Python than this notebook.",
+    )
+    @argument("--role", default=None, help="IAM role ARN or name for the job.")
+    @argument("--profile", default=None, help="AWS profile (default: boto3's own resolution).")
+    @argument("--region", default=None, help="AWS region (default: boto3's own resolution).")
+    @argument(
+        "--network-isolation", action="store_true", help="No network access for the container."
+    )
+    @argument("--subnet", action="append", default=[], metavar="ID", help="VPC subnet. Repeatable.")
+    @argument(
+        "--security-group",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="VPC security group (with --subnet). Repeatable.",
+    )
     @argument(
         "--input",
         action="append",
@@ -84,6 +101,7 @@ class RemoteMagics(Magics, RemoteSettings):
         "--exclude", action="append", default=[], metavar="NAME", help="Do not send variable NAME."
     )
     @argument("--no-wait", action="store_true", help="Return at once; attach later.")
+    @argument("--no-widgets", action="store_true", help="Plain-text progress, not the panel.")
     @argument("--dry-run", action="store_true", help="Print the request; submit nothing.")
     @argument("--timeout", type=float, default=None, help="Stop waiting after N seconds.")
     @cell_magic
@@ -107,6 +125,7 @@ class RemoteMagics(Magics, RemoteSettings):
         stops waiting, not the job: ``jupyter_remote.attach(JOB_ID)`` or ``%remote_jobs``.
         """
         from . import api
+        from .display import make_display
 
         args = parse_argstring(self.remote_process, line)
         job = api.remote_process(
@@ -128,35 +147,55 @@ class RemoteMagics(Magics, RemoteSettings):
             config_command=_unquote(args.config_command),
             env=args.env,
             exclude=args.exclude,
+            allow_python_mismatch=args.allow_python_mismatch,
+            network_isolation=args.network_isolation,
+            subnets=args.subnet,
+            security_groups=args.security_group,
+            profile=args.profile,
+            region=args.region,
             wait=not args.no_wait,
             dry_run=args.dry_run,
             timeout=args.timeout,
             settings=self,
+            display=make_display(widgets=False) if args.no_widgets else None,
         )
         return job if args.no_wait else None
 
     @magic_arguments()
     @argument("--engine", default=None, help="Only jobs of this engine.")
     @argument("--active", action="store_true", help="Only jobs that have not ended.")
+    @argument("--state", default=None, help="Only jobs in this state (e.g. Failed).")
     @argument("--limit", type=int, default=20, help="At most this many rows (newest first).")
+    @argument("--text", action="store_true", help="A text table, not the widget panel.")
     @line_magic
     @_usage_errors
     def remote_jobs(self, line: str) -> None:
         """List the jobs recorded in the job store (they survive kernel restarts).
 
-        Re-attach with ``jupyter_remote.attach(JOB_ID)``.
+        In a notebook this is a live panel (logs, Stop, Attach, Remove per job); ``--text`` or
+        ``%config RemoteMagics.widgets = False`` prints a table. Re-attach from code with
+        ``jupyter_remote.attach(JOB_ID)``.
         """
         from . import api
+        from .display.kernel import widgets_available
+        from .display.text import jobs_table
 
         args = parse_argstring(self.remote_jobs, line)
-        records = api.jobs(engine=args.engine, active_only=args.active)[: args.limit]
-        if not records:
-            print("No jobs recorded yet.")
-            return
-        print(f"{'job':<48} {'engine':<9} {'state':<11} {'age':>8}  written back")
-        for rec in records:
-            age = time.time() - rec.created
-            print(
-                f"{rec.job_id:<48} {rec.engine:<9} {rec.state:<11} {age:>7.0f}s  "
-                f"{'yes' if rec.written_back else 'no'}"
+        if self.widgets and not args.text and widgets_available():
+            from IPython.display import display
+
+            from .display.jobs_panel import JobsPanel
+
+            state = "active" if args.active else args.state
+            panel = JobsPanel(
+                engine=args.engine,
+                state=state,
+                limit=args.limit,
+                user_ns=self.shell.user_ns,
+                poll_interval=self.poll_interval,
             )
+            display(panel)
+            return
+        records = api.jobs(engine=args.engine, active_only=args.active)
+        records = [r for r in records if args.state in (None, r.state)][: args.limit]
+        print(jobs_table(records))

@@ -87,6 +87,7 @@ class S3BatchMagics(Magics):
     @argument("--engine", default="", help="auto (default), local, or an AWS engine name.")
     @argument("--no-wait", action="store_true", help="Return the job at once; attach later.")
     @argument("--dry-run", action="store_true", help="Print the requests; submit nothing.")
+    @argument("--no-widgets", action="store_true", help="Plain text progress, no widget panel.")
     @cell_magic
     @_usage_errors
     def s3batch(self, line: str, cell: str) -> Any:
@@ -118,6 +119,7 @@ class S3BatchMagics(Magics):
                 return {"w": img.width, "h": img.height}
         """
         from . import s3batch as api
+        from .display import make_display
 
         args = parse_argstring(self.s3batch, line)
         job = api.s3batch(
@@ -141,6 +143,7 @@ class S3BatchMagics(Magics):
             wait=not args.no_wait,
             dry_run=args.dry_run,
             settings=self.settings(),
+            display=make_display(widgets=False) if args.no_widgets else None,
         )
         if args.dry_run:
             return None

@@ -11,6 +11,7 @@ from .errors import JobTimeoutError
 from .jobstore import JobStore
 
 Clock = Callable[[], float]
+_CURSOR_SAVE_SECONDS = 5.0
 
 
 def watch(
@@ -33,7 +34,7 @@ def watch(
     """
     cursors = dict(handle.data.get("log_cursors", {}))
     tails = engine.logs(handle, cursors)
-    start = clock()
+    start = saved = clock()
     delay = 0.1
     last_state = None
     try:
@@ -49,6 +50,11 @@ def watch(
                     store.update(handle.job_id, state=status.state, reason=status.reason)
             if status.terminal:
                 return status
+            if store is not None and clock() - saved > _CURSOR_SAVE_SECONDS:
+                # A killed kernel never reaches the finally below: keep the cursors current so
+                # a re-attach from a new kernel resumes close to where this one stopped.
+                _save_cursors(store, handle, tails)
+                saved = clock()
             if timeout is not None and clock() - start > timeout:
                 raise JobTimeoutError(
                     f"job {handle.job_id} is still {status.state} after {timeout:.0f} s; it keeps "
@@ -57,6 +63,10 @@ def watch(
             sleep(delay)
             delay = min(poll_interval, delay * 1.5)
     finally:
-        handle.data["log_cursors"] = {t.stream: t.cursor for t in tails}
-        if store is not None:
-            store.update(handle.job_id, handle=handle.data)
+        _save_cursors(store, handle, tails)
+
+
+def _save_cursors(store: JobStore | None, handle: JobHandle, tails: list) -> None:
+    handle.data["log_cursors"] = {t.stream: t.cursor for t in tails}
+    if store is not None:
+        store.update(handle.job_id, handle=handle.data)

@@ -42,6 +42,7 @@ class ProcessingOptions:
     env: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    network: dict[str, Any] | None = None
 
 
 @dataclass
@@ -69,6 +70,18 @@ def _channels(texts: list[str], kind: str, modes: list[str], mode: str) -> list[
     if reserved:
         raise ConfigurationError(f"{sorted(reserved)} is reserved for jupyter-remote's own use")
     return [spec.Channel(c.name, c.uri, mode if c.name in modes else "") for c in channels]
+
+
+def _cloudpickle_sources() -> dict[str, bytes]:
+    """The kernel's own cloudpickle sources, shipped beside the bootstrap.
+
+    An AWS image need not have cloudpickle installed, and the notebook's own version is the one
+    that pickled the payload; the bootstrap puts its folder first on ``sys.path``.
+    """
+    import cloudpickle
+
+    folder = Path(cloudpickle.__file__).parent
+    return {f"cloudpickle/{path.name}": path.read_bytes() for path in sorted(folder.glob("*.py"))}
 
 
 def _environment(pairs: list[str]) -> dict[str, str]:
@@ -114,6 +127,7 @@ def prepare_processing(
         {
             "processing_bootstrap.py": (RUNTIME_DIR / "processing_bootstrap.py").read_bytes(),
             "payload.py": (RUNTIME_DIR / "payload.py").read_bytes(),
+            **_cloudpickle_sources(),
         }
     )
     from .runtime.payload import sign
@@ -162,6 +176,7 @@ def prepare_processing(
         outputs=outputs,
         environment={**environment, spec.SIGNING_KEY_ENV: key.hex()},
         tags={"jupyter-remote:version": __version__, **options.tags},
+        network=options.network,
     )
     return PreparedJob(
         job_name=job_name,

@@ -22,7 +22,7 @@ from typing import Any
 
 from .api import _caller_namespace, _engine
 from .config import RemoteSettings, choose_engine, resolve_endpoint, staging_uri
-from .display import JobDisplay, make_display
+from .display import JobDisplay, bind_job, follow_in_background, make_display
 from .engines.base import S3BATCH
 from .errors import ConfigurationError
 from .jobstore import JobRecord, JobStore
@@ -174,7 +174,7 @@ def s3batch(
 
     settings = settings or RemoteSettings()
     namespace = user_ns if user_ns is not None else _caller_namespace()
-    display = display or make_display(widgets=settings.widgets)
+    display = display or make_display(widgets=settings.widgets and not dry_run)
     _check_options(
         manifest,
         bucket,
@@ -289,6 +289,7 @@ def s3batch(
     )
     handle = runner.submit(record)
     job = S3BatchJob(runner, handle, record)
+    bind_job(display, job)
     objects = (
         f"{count:,} objects of {source}" if count is not None else f"the objects of {manifest}"
     )
@@ -302,12 +303,14 @@ def s3batch(
             "The job waits (Suspended) until confirmed: job.confirm() (from another kernel: "
             f"jupyter_remote.s3batch.S3BatchJob.find({job_id!r}).confirm()), then job.wait()."
         )
+        follow_in_background(display, job, poll_interval=settings.poll_interval)
         return job
     if not wait:
         display.message(
             f"Submitted {job_id}; not waiting. job.wait() (from another kernel: "
             f"jupyter_remote.s3batch.S3BatchJob.find({job_id!r}).wait()) follows it."
         )
+        follow_in_background(display, job, poll_interval=settings.poll_interval)
         return job
     job.wait(namespace, display=display, poll_interval=settings.poll_interval)
     return job

@@ -150,7 +150,10 @@ class S3BatchJob(RemoteJob):
             status = watch(
                 self.engine,
                 self.handle,
-                _ProgressDisplay(display, log_hint),
+                # A display that coalesces (the widget panel) wants every update.
+                display
+                if getattr(display, "coalesces", False)
+                else _ProgressDisplay(display, log_hint),
                 store=self.engine.store,
                 timeout=timeout,
                 poll_interval=poll_interval,

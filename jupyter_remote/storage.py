@@ -42,6 +42,7 @@ class Endpoint:
 
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
+_ENV_PREFIXES = ("AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_REGION")
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -59,8 +60,8 @@ def make_client(endpoint: Endpoint, service: str = "s3") -> Any:
         endpoint.profile,
         endpoint.access_key,
         endpoint.secret_key,
-        os.environ.get("AWS_ACCESS_KEY_ID"),
-        os.environ.get("AWS_ENDPOINT_URL"),
+        # boto3 also reads these from the environment; a change must not reuse a stale client.
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES))),
     )
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)

@@ -89,5 +89,5 @@ def shell(tmp_path: Path):
     yield ip
     ip.user_ns.clear()
     ip.init_user_ns()
-    # IPython installs its own __main__; multiprocessing's "spawn" in later tests needs the real one.
+    # IPython installs its own __main__; multiprocessing's spawn (later tests) needs the real one.
     sys.modules["__main__"] = real_main

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from ..engines.base import JobHandle, JobStatus
 
@@ -56,3 +57,15 @@ class TextDisplay:
         """Print the outcome."""
         reason = f": {status.reason}" if status.reason else ""
         print(f"[{self._job}] {status.state}{reason}", file=self.out, flush=True)
+
+
+def jobs_table(records: Iterable[Any], *, now: float | None = None) -> str:
+    """The job store's records as the text table ``%remote_jobs`` prints."""
+    now = time.time() if now is None else now
+    rows = [f"{'job':<48} {'engine':<9} {'state':<11} {'age':>8}  written back"]
+    for rec in records:
+        rows.append(
+            f"{rec.job_id:<48} {rec.engine:<9} {rec.state:<11} {now - rec.created:>7.0f}s  "
+            f"{'yes' if rec.written_back else 'no'}"
+        )
+    return "\n".join(rows) if len(rows) > 1 else "No jobs recorded yet."

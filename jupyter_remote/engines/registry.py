@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from .base import Engine
 
 GROUP = "jupyter_remote.engines"
-BUILTIN = {"local": "jupyter_remote.engines.local:LocalEngine"}
+BUILTIN = {
+    "local": "jupyter_remote.engines.local:LocalEngine",
+    "sagemaker": "jupyter_remote.engines.sagemaker:SageMakerEngine",
+}
 
 
 @lru_cache(maxsize=1)

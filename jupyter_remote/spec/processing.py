@@ -30,6 +30,7 @@ JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 _CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,62}$")
+_VPC_ID_RE = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 MAX_CHANNELS = 10
 MAX_RUNTIME = 777600
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
@@ -93,6 +94,40 @@ def check_instance_type(instance_type: str) -> None:
     raise ConfigurationError(
         f"--instance-type {instance_type!r} is not a SageMaker Processing instance type.{hint}"
     )
+
+
+def network_config(
+    *,
+    isolation: bool = False,
+    subnets: list[str] = (),  # type: ignore[assignment]
+    security_groups: list[str] = (),  # type: ignore[assignment]
+) -> dict[str, Any] | None:
+    """``NetworkConfig`` from ``--network-isolation``, ``--subnet`` and ``--security-group``."""
+    subnets, security_groups = list(subnets), list(security_groups)
+    if bool(subnets) != bool(security_groups):
+        raise ConfigurationError(
+            "a VPC needs both --subnet and --security-group (SageMaker's VpcConfig requires "
+            "at least one of each)"
+        )
+    network: dict[str, Any] = {}
+    if isolation:
+        network["EnableNetworkIsolation"] = True
+    if subnets:
+        _check_ids("--subnet", subnets, 16)
+        _check_ids("--security-group", security_groups, 5)
+        network["VpcConfig"] = {"SecurityGroupIds": security_groups, "Subnets": subnets}
+    return network or None
+
+
+def _check_ids(option: str, ids: list[str], most: int) -> None:
+    if len(ids) > most:
+        raise ConfigurationError(f"{option}: at most {most} allowed, got {len(ids)}")
+    for value in ids:
+        if not _VPC_ID_RE.match(value):
+            raise ConfigurationError(
+                f"{option} {value!r}: expected an id such as subnet-0abc... / sg-0abc... "
+                "(letters, digits and '-', at most 32 characters)"
+            )
 
 
 def _s3_input(channel: Channel) -> dict[str, Any]:

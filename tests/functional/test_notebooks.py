@@ -15,9 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_notebook_runs_top_to_bottom(tmp_path):
     nb = nbformat.read(ROOT / "notebooks" / "01-remote-process.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    # The job panel's text/plain form carries what the text display would have printed.
     text = "\n".join(
-        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+        out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in outputs
     )
+    assert any("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in outputs)
     assert "Running on the local engine" in text
     assert "summarized 1,000,000 rows into 7 groups; read 3 raw rows" in text
     assert "written back:" in text and "agg" in text
@@ -45,7 +48,7 @@ class Kernel:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
                 chunks.append(content["text"])
-            elif kind in ("execute_result", "display_data"):
+            elif kind in ("execute_result", "display_data", "update_display_data"):
                 chunks.append(content["data"].get("text/plain", ""))
             elif kind == "error":
                 error = f"{content['ename']}: {content['evalue']}"

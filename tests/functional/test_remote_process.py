@@ -34,7 +34,7 @@ def s3(shell):
 
 def test_issue_example_writes_back_and_uploads(shell, s3, capsys):
     for i in range(3):
-        s3.put_object(Bucket="demo", Key=f"raw/part-{i}.txt", Body=f"line {i}\n".encode())
+        s3.put_object(Bucket="demo", Key=f"example/raw/part-{i}.txt", Body=f"line {i}\n".encode())
     ok(
         shell,
         "import numpy as np, pandas as pd\n"
@@ -43,8 +43,8 @@ def test_issue_example_writes_back_and_uploads(shell, s3, capsys):
     )
     ok(
         shell,
-        "%%remote_process --instance-type ml.m5.xlarge --input raw=s3://demo/raw/ "
-        "--output out=s3://demo/out/\n"
+        "%%remote_process --instance-type ml.m5.xlarge --input raw=s3://demo/example/raw/ "
+        "--output out=s3://demo/example/out/\n"
         "import os\n"
         "agg = summarize(df)\n"
         "agg.to_csv(f\"{OUTPUTS['out']}/agg.csv\")\n"
@@ -57,7 +57,7 @@ def test_issue_example_writes_back_and_uploads(shell, s3, capsys):
     assert ns["n"] == 7
     assert ns["agg"].equals(expected)
     assert ns["raw_files"] == ["part-0.txt", "part-1.txt", "part-2.txt"]
-    body = s3.get_object(Bucket="demo", Key="out/agg.csv")["Body"].read().decode()
+    body = s3.get_object(Bucket="demo", Key="example/out/agg.csv")["Body"].read().decode()
     assert body.splitlines()[0] == "x,y" and len(body.splitlines()) == 8
     out = capsys.readouterr().out
     assert "Running on the local engine" in out

@@ -10,7 +10,13 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from .config import RemoteSettings, choose_engine, resolve_endpoint, staging_uri
+from .config import (
+    RemoteSettings,
+    choose_engine,
+    embedded_endpoint,
+    resolve_endpoint,
+    staging_uri,
+)
 from .display import JobDisplay, bind_job, follow_in_background, make_display
 from .engines.base import PROCESSING, Engine, JobHandle, JobStatus
 from .engines.registry import engine_class
@@ -308,17 +314,7 @@ def remote_process(
 def _endpoint_for(record: JobRecord, settings: RemoteSettings) -> Endpoint:
     saved = record.handle.get("endpoint", {})
     if saved.get("kind") == "embedded":
-        from . import embedded_s3
-
-        server = embedded_s3.ensure_running()
-        return Endpoint(
-            "embedded",
-            url=server.endpoint_url,
-            region=server.region,
-            access_key=server.access_key,
-            secret_key=server.secret_key,
-            job_env=server.env(),
-        )
+        return embedded_endpoint()
     profile = saved.get("profile") or settings.profile or None
     if saved.get("kind") == "custom":
         return Endpoint("custom", url=saved["url"], region=saved.get("region"), profile=profile)

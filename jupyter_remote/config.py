@@ -185,6 +185,11 @@ def resolve_endpoint(
         )
     if aws_credentials_available(profile or ""):
         return Endpoint("aws", region=region, profile=profile)
+    return embedded_endpoint()
+
+
+def embedded_endpoint() -> Endpoint:
+    """The embedded S3 server's endpoint, starting the server if none runs."""
     from . import embedded_s3
 
     server = embedded_s3.ensure_running()

@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(PY) notebooks/run_demo.py notebooks/01-remote-process.ipynb
+	$(PY) notebooks/run_demo.py notebooks/02-s3batch.ipynb
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jupyter_remote tests bench notebooks/run_demo.py

@@ -29,6 +29,16 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path):
     assert 'File "<cell>", line 1' in text
 
 
+def test_s3batch_demo_notebook_runs_top_to_bottom():
+    nb = nbformat.read(ROOT / "notebooks" / "02-s3batch.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    text = "\n".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+    )
+    assert "12 thumbnails written" in text
+    assert text.count("Succeeded") >= 12
+
+
 class Kernel:
     """A real ipykernel driven through jupyter_client."""
 

@@ -86,6 +86,19 @@ class S3BatchMagics(Magics):
     @argument("--output-var", default=None, metavar="NAME", help="Store the result table in NAME.")
     @argument("--engine", default="", help="auto (default), local, or an AWS engine name.")
     @argument("--no-wait", action="store_true", help="Return the job at once; attach later.")
+    @argument(
+        "--allow-bucket",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Another bucket the function may read/write (s3batch engine's Lambda role).",
+    )
+    @argument(
+        "--expected-seconds",
+        type=float,
+        default=1.0,
+        help="Expected seconds per object, for --dry-run's cost estimate (default 1).",
+    )
     @argument("--dry-run", action="store_true", help="Print the requests; submit nothing.")
     @argument("--no-widgets", action="store_true", help="Plain text progress, no widget panel.")
     @cell_magic
@@ -139,6 +152,8 @@ class S3BatchMagics(Magics):
             requirements=args.requirements,
             exclude=args.exclude,
             output_var=args.output_var,
+            allow_bucket=args.allow_bucket,
+            expected_seconds=args.expected_seconds,
             engine=args.engine,
             wait=not args.no_wait,
             dry_run=args.dry_run,

@@ -149,6 +149,8 @@ def s3batch(
     priority: int = DEFAULT_PRIORITY,
     requirements: str | None = None,
     exclude: Iterable[str] = (),
+    allow_bucket: Iterable[str] = (),
+    expected_seconds: float = 1.0,
     output_var: str | None = None,
     engine: str = "",
     wait: bool = True,
@@ -227,7 +229,8 @@ def s3batch(
         location, count = locate_manifest(client, S3Uri.parse(manifest, what="--manifest")), None
     else:
         source = S3Uri.parse(f"s3://{bucket}/{prefix or ''}", what="--bucket/--prefix")
-        runner.storage.ensure_bucket(staging.bucket)
+        if not dry_run:
+            runner.storage.ensure_bucket(staging.bucket)
         dest = staging.join("s3batch-manifests", f"{job_id}.csv")
         location, count = generate_manifest(client, source, dest, upload=not dry_run)
     account = _account(engine_name, endpoint)
@@ -261,7 +264,22 @@ def s3batch(
     )
     if dry_run:
         shown = {"CreateJob": request, "CreateFunction": _redacted(function)}
-        display.message(json.dumps(shown, indent=2))
+        if engine_name != "local":
+            from . import s3batch_cost
+
+            if count is None:  # a given manifest: its rows are the tasks
+                from .s3batch_manifest import count_rows, iter_lines
+
+                uri = location.uri
+                count = count_rows(
+                    iter_lines(client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"])
+                )
+            shown["EstimatedCost"] = s3batch_cost.estimate(
+                count, memory_mb=memory, expected_seconds=expected_seconds
+            )
+        display.message(json.dumps(shown, indent=2, default=str))
+        if "EstimatedCost" in shown:
+            display.message(s3batch_cost.describe(shown["EstimatedCost"]))
         return shown
     display.message(why)
     runner.storage.ensure_bucket(staging.bucket)
@@ -282,6 +300,8 @@ def s3batch(
             "function": function,
             "package_sha256": package.sha256,
             "concurrency": concurrency,
+            # Buckets the function may read and write when the s3batch engine creates its role.
+            "buckets": sorted({*([bucket] if bucket else []), *allow_bucket}),
             "report": {"bucket": staging.bucket, "prefix": report_prefix},
         },
         writeback={"output_var": output_var or ""},

@@ -99,13 +99,22 @@ class S3BatchJob(RemoteJob):
             raise JupyterRemoteError(f"engine {self.engine.name} cannot confirm jobs")
         confirm(self.handle)
 
+    def priority(self, priority: int) -> int:
+        """Change the job's priority (UpdateJobPriority) on an engine that supports it."""
+        change = getattr(self.engine, "priority", None)
+        if change is None:
+            raise JupyterRemoteError(f"engine {self.engine.name} cannot change priorities")
+        return int(change(self.handle, priority))
+
     def report_index(self) -> dict[str, Any]:
         """The completion report's ``manifest.json``."""
         from .s3batch_report import read_index
 
         report = self.handle.data["report"]
         client = self.engine.storage.client
-        return read_index(client, report["bucket"], report["prefix"], self.job_id)
+        # S3 names the report after its own JobId, which on AWS is not ours.
+        job_id = self.handle.data.get("aws_job_id") or self.job_id
+        return read_index(client, report["bucket"], report["prefix"], job_id)
 
     def table(self) -> Any:
         """Every reported task: bucket, key, version, status, result, error (a DataFrame).

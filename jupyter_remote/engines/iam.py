@@ -75,14 +75,14 @@ def role_arn(name: str, *, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role/{name.strip('/')}"
 
 
-def trust_policy() -> dict[str, Any]:
-    """Only SageMaker may assume the role."""
+def trust_policy(principal: str = SAGEMAKER_PRINCIPAL) -> dict[str, Any]:
+    """Only the service ``principal`` (SageMaker unless told) may assume the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": SAGEMAKER_PRINCIPAL},
+                "Principal": {"Service": principal},
                 "Action": "sts:AssumeRole",
             }
         ],

@@ -108,6 +108,11 @@ def describe(engine: Any, handle: JobHandle) -> JobStatus:
                 ],
             )
             write_json(jobdir / "status.json", job)
+    return status_from_job(job)
+
+
+def status_from_job(job: dict[str, Any]) -> JobStatus:
+    """A DescribeJob ``Job`` document as a JobStatus (shared with the AWS ``s3batch`` engine)."""
     state = job["Status"]
     summary = job.get("ProgressSummary") or {}
     phase = {

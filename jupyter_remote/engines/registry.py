@@ -20,6 +20,7 @@ GROUP = "jupyter_remote.engines"
 BUILTIN = {
     "local": "jupyter_remote.engines.local:LocalEngine",
     "sagemaker": "jupyter_remote.engines.sagemaker:SageMakerEngine",
+    "s3batch": "jupyter_remote.engines.s3batch_aws:S3BatchEngine",
 }
 
 

@@ -183,6 +183,15 @@ def _run_task(cell: _Cell, task: dict[str, Any], user_args: dict[str, str]) -> t
     except PermanentFailure as exc:
         return PERMANENT, str(exc) or PERMANENT
     except Exception as exc:
+        # The report keeps one line; the traceback goes to the log (CloudWatch on AWS), where
+        # the s3batch engine's error tail finds it.
+        import traceback
+
+        print(
+            f"[ERROR] {key}: " + "".join(traceback.format_exception(exc)).rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
         return PERMANENT, f"{type(exc).__name__}: {exc}"
     return SUCCEEDED, result_string(value)
 

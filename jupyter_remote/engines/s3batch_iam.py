@@ -1,0 +1,160 @@
+"""IAM for ``%%s3batch`` on AWS: the Lambda execution role and the Batch Operations role.
+
+Contract sections A.8 and C.4. Both roles are created on first use with inline policies whose
+resources are named (buckets, the report prefix, the function); a later job whose buckets or
+function are new widens the policy by union, never replaces it, so jobs running side by side
+keep their grants. The only wildcards are inside ARNs (``bucket/*``, a function's versions,
+the functions' log groups), never a bare ``*``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ConfigurationError
+from .aws_calls import error_code
+from .iam import MAX_INLINE_POLICY_CHARS, _iam_error, _policy_document, role_arn, trust_policy
+
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+BATCH_PRINCIPAL = "batchoperations.s3.amazonaws.com"
+LAMBDA_ROLE = "jupyter-remote-s3batch-lambda"
+BATCH_ROLE = "jupyter-remote-s3batch-job"
+POLICY_NAME = "jupyter-remote-s3batch"
+FUNCTION_PREFIX = "jupyter-remote-"
+
+
+def _s3(partition: str, resource: str) -> str:
+    return f"arn:{partition}:s3:::{resource}"
+
+
+def lambda_statements(
+    buckets: Iterable[str], *, partition: str, region: str, account: str
+) -> list[dict[str, Any]]:
+    """What the function may do: write its logs, read/write objects of ``buckets``."""
+    group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{FUNCTION_PREFIX}*"
+    names = sorted(set(buckets))
+    return [
+        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [group]},
+        {
+            "Sid": "LogEvents",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{group}:*"],
+        },
+        {
+            "Sid": "Objects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [_s3(partition, f"{b}/*") for b in names],
+        },
+        {
+            "Sid": "Buckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [_s3(partition, b) for b in names],
+        },
+    ]
+
+
+def batch_statements(
+    *, function_arn: str, manifest: str, report_bucket: str, report_prefix: str, partition: str
+) -> list[dict[str, Any]]:
+    """What the job may do: invoke this function, read the manifest, write the report."""
+    unqualified = function_arn.rsplit(":", 1)[0] if function_arn.count(":") > 6 else function_arn
+    prefix = report_prefix.strip("/")
+    return [
+        {
+            "Sid": "Invoke",
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction"],
+            "Resource": [unqualified, f"{unqualified}:*"],
+        },
+        {
+            "Sid": "Manifest",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": [_s3(partition, manifest)],
+        },
+        {
+            "Sid": "Report",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [_s3(partition, f"{report_bucket}/{prefix}/*".replace("//", "/"))],
+        },
+    ]
+
+
+def merge_statements(
+    current: list[dict[str, Any]], wanted: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Union of resources per ``Sid``; statements without a Sid in ``wanted`` are kept as given."""
+    by_sid = {s.get("Sid"): json.loads(json.dumps(s)) for s in current if s.get("Sid")}
+    for statement in wanted:
+        have = by_sid.get(statement["Sid"])
+        if have is None:
+            by_sid[statement["Sid"]] = dict(statement)
+            continue
+        resources = have.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else list(resources)
+        have["Resource"] = sorted(set(resources) | set(statement["Resource"]))
+    # An S3 statement with no bucket yet would be an empty Resource, which IAM rejects.
+    return [s for s in by_sid.values() if s.get("Resource")]
+
+
+def ensure_role(
+    iam: Any,
+    *,
+    role_name: str,
+    principal: str,
+    statements: list[dict[str, Any]],
+    account: str,
+    partition: str,
+    description: str,
+) -> tuple[str, bool]:
+    """Create ``role_name`` (trusting ``principal``) if missing, widen its policy: arn, changed."""
+    from botocore.exceptions import ClientError
+
+    changed = False
+    try:
+        iam.get_role(RoleName=role_name)
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise _iam_error(exc, "read", role_name) from exc
+        try:
+            iam.create_role(
+                RoleName=role_name,
+                AssumeRolePolicyDocument=json.dumps(trust_policy(principal)),
+                Description=description,
+                Tags=[{"Key": "jupyter-remote:managed", "Value": "true"}],
+            )
+            changed = True
+        except ClientError as create_exc:
+            if error_code(create_exc) != "EntityAlreadyExists":  # another kernel won the race
+                raise _iam_error(create_exc, "create", role_name) from create_exc
+    try:
+        raw = iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME)["PolicyDocument"]
+        current = _policy_document(raw).get("Statement", [])
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise _iam_error(exc, "read the policy of", role_name) from exc
+        current = []
+    merged = merge_statements(current, statements)
+    if merged != current:
+        document = {"Version": "2012-10-17", "Statement": merged}
+        if len(json.dumps(document, separators=(",", ":"))) > MAX_INLINE_POLICY_CHARS:
+            raise ConfigurationError(
+                f"the inline policy {POLICY_NAME!r} of role {role_name!r} would exceed IAM's "
+                f"{MAX_INLINE_POLICY_CHARS} characters (too many buckets over time). Remove it "
+                f"(aws iam delete-role-policy --role-name {role_name} --policy-name "
+                f"{POLICY_NAME}) to start afresh."
+            )
+        try:
+            iam.put_role_policy(
+                RoleName=role_name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(document)
+            )
+        except ClientError as exc:
+            raise _iam_error(exc, "update the policy of", role_name) from exc
+        changed = True
+    return role_arn(role_name, account=account, partition=partition), changed

@@ -1,0 +1,337 @@
+"""The ``s3batch`` engine end to end over HTTP: IAM, Lambda, S3, STS and Logs on moto, S3 Control
+on the local endpoint of :mod:`jupyter_remote.engines.s3control_server`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+CELL = """
+import boto3
+s3 = boto3.client("s3")
+def process(bucket, key):
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key="out/" + key, Body=body.upper())
+    if b"bad" in body:
+        raise ValueError("bad object " + key)
+    return {"n": len(body)}
+"""
+
+
+@pytest.fixture
+def aws(moto_env, monkeypatch):
+    """moto for everything but S3 Control, which goes to our endpoint; returns helpers."""
+    from jupyter_remote.config import RemoteSettings, resolve_endpoint
+    from jupyter_remote.engines.s3control_server import start_s3control_server
+    from jupyter_remote.storage import make_client
+
+    url, stop = start_s3control_server()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3_CONTROL", url)
+    endpoint = resolve_endpoint(RemoteSettings())
+    s3 = make_client(endpoint)
+    for bucket in ("photos", "batch"):
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+    calls: Counter[str] = Counter()
+
+    def count(event_name: str, **_: object) -> None:
+        calls[event_name.rsplit(".", 1)[-1]] += 1
+
+    lam = make_client(endpoint, "lambda")
+    lam.meta.events.register("before-call.lambda.*", count, unique_id="test-count")
+    yield {"url": url, "endpoint": endpoint, "s3": s3, "calls": calls}
+    lam.meta.events.unregister("before-call.lambda.*", unique_id="test-count")
+    stop()
+
+
+def _run(store, prefix: str, *, cell: str = CELL, **options):
+    from jupyter_remote import s3batch
+    from jupyter_remote.config import RemoteSettings
+
+    namespace: dict = {}
+    settings = RemoteSettings(widgets=False, poll_interval=0.2)
+    job = s3batch.s3batch(
+        cell,
+        user_ns=namespace,
+        bucket=options.pop("bucket", "photos"),
+        prefix=prefix,
+        engine="s3batch",
+        output_var="table",
+        settings=settings,
+        store=store,
+        **options,
+    )
+    return job, namespace
+
+
+def _statements(iam, role: str) -> list[dict]:
+    from jupyter_remote.engines.s3batch_iam import POLICY_NAME
+
+    raw = iam.get_role_policy(RoleName=role, PolicyName=POLICY_NAME)["PolicyDocument"]
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    return document["Statement"]
+
+
+def test_end_to_end_deploys_once_and_reads_the_report(aws, store):
+    from jupyter_remote.engines.s3batch_iam import BATCH_ROLE, LAMBDA_ROLE
+    from jupyter_remote.spec.validation import validate_with_botocore
+    from jupyter_remote.storage import make_client
+
+    s3, calls = aws["s3"], aws["calls"]
+    keys = [f"e2e/img-{i}.txt" for i in range(5)] + ["e2e/bad.txt"]
+    for key in keys:
+        s3.put_object(Bucket="photos", Key=key, Body=b"bad" if "bad" in key else b"pixels")
+    job, namespace = _run(store, "e2e/")
+    table = namespace["table"]
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else table
+    assert sorted(r["key"] for r in rows) == sorted(keys)
+    assert Counter(r["status"] for r in rows) == {"Succeeded": 5, "PermanentFailure": 1}
+    assert "bad object" in next(r["error"] for r in rows if r["status"] != "Succeeded")
+    for key in keys:  # the function's own output
+        assert s3.get_object(Bucket="photos", Key=f"out/{key}")["Body"].read().isupper()
+
+    status = job.status()
+    assert status.state == "Complete"
+    assert status.progress["total"] == 6 and status.progress["failed"] == 1
+    data = job.handle.data
+    request = data["create_job"]
+    validate_with_botocore("s3control", "CreateJob", request)
+    assert request["Operation"]["LambdaInvoke"]["FunctionArn"] == data["function_arn"]
+    assert data["function_arn"].rsplit(":", 1)[-1].isdigit()  # a published version
+    assert request["RoleArn"].endswith(f":role/{BATCH_ROLE}")
+    assert calls["CreateFunction"] == 1 and calls["UpdateFunctionCode"] == 0
+
+    iam = make_client(aws["endpoint"], "iam")
+    trust = {
+        LAMBDA_ROLE: "lambda.amazonaws.com",
+        BATCH_ROLE: "batchoperations.s3.amazonaws.com",
+    }
+    for role, principal in trust.items():
+        document = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        assert document["Statement"][0]["Principal"] == {"Service": principal}
+        for statement in _statements(iam, role):
+            resources = statement["Resource"]
+            resources = [resources] if isinstance(resources, str) else resources
+            assert resources and "*" not in resources, statement
+    invoke = next(s for s in _statements(iam, BATCH_ROLE) if s["Sid"] == "Invoke")
+    assert all(data["function_name"] in arn for arn in invoke["Resource"])
+    lambda_objects = next(s for s in _statements(iam, LAMBDA_ROLE) if s["Sid"] == "Objects")
+    assert "arn:aws:s3:::photos/*" in lambda_objects["Resource"]
+
+    # The function's error reached its CloudWatch log group, and the engine's error tail.
+    deadline = time.monotonic() + 10
+    while not any("bad object" in line for line in job.engine.logs(job.handle)[0].read()):
+        assert time.monotonic() < deadline, "the error line never reached CloudWatch"
+        time.sleep(0.3)
+
+    # The unchanged cell again: same function, no deployment call.
+    calls.clear()
+    second, namespace = _run(store, "e2e/")
+    assert len(namespace["table"]) == 6
+    assert calls["CreateFunction"] == 0 and calls["UpdateFunctionCode"] == 0
+    assert second.handle.data["function_arn"] == data["function_arn"]
+
+
+def test_describe_retries_throttling(aws, store):
+    from botocore.stub import Stubber
+
+    aws["s3"].put_object(Bucket="photos", Key="thr/a.txt", Body=b"x")
+    job, _ = _run(store, "thr/")
+    engine, handle = job.engine, job.handle
+    sleeps: list[float] = []
+    engine.sleep = sleeps.append
+    client = engine.client("s3control")
+    real = client.describe_job(AccountId=handle.data["account"], JobId=handle.data["aws_job_id"])
+    real.pop("ResponseMetadata")
+    with Stubber(client) as stub:
+        for _ in range(2):  # botocore's own retries may take some; ours take the rest
+            for _ in range(5):
+                stub.add_client_error(
+                    "describe_job", "TooManyRequestsException", http_status_code=429
+                )
+        stub.add_response("describe_job", real)
+        status = engine.describe(handle)
+    assert status.state == "Complete"
+    assert sleeps  # our backoff ran
+
+
+def test_failed_job_raises_with_failure_reasons(aws, store):
+    from jupyter_remote.errors import JobFailedError
+    from jupyter_remote.storage import make_client
+
+    aws["s3"].put_object(Bucket="photos", Key="fail/a.txt", Body=b"x")
+    control = make_client(aws["endpoint"], "s3control")
+
+    def stale_etag(params: dict, **_: object) -> None:
+        # The manifest "changed after the job was created": S3 fails the whole job.
+        params["Manifest"]["Location"]["ETag"] = "0" * 32
+
+    control.meta.events.register(
+        "provide-client-params.s3-control.CreateJob", stale_etag, unique_id="test-etag"
+    )
+    try:
+        with pytest.raises(JobFailedError, match="ManifestETagMismatch"):
+            _run(store, "fail/")
+    finally:
+        control.meta.events.unregister(
+            "provide-client-params.s3-control.CreateJob", unique_id="test-etag"
+        )
+
+
+def test_confirm_priority_and_cancel(aws, store):
+    aws["s3"].put_object(Bucket="photos", Key="cancel/a.txt", Body=b"x")
+    job, _ = _run(store, "cancel/", confirm=True)
+    engine, handle = job.engine, job.handle
+    deadline = time.monotonic() + 30
+    while engine.describe(handle).state != "Suspended":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert job.priority(42) == 42
+    assert engine.describe(handle).raw["Priority"] == 42
+    job.stop()
+    while (status := engine.describe(handle)).state != "Cancelled":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status.terminal and not status.succeeded
+    engine.stop(handle)  # stopping a finished job is a no-op
+
+
+def test_endpoint_speaks_boto3(aws, store):
+    """Idempotency, JobStatusException, ListJobs: the endpoint as botocore's own client sees it."""
+    aws["s3"].put_object(Bucket="photos", Key="idem/a.txt", Body=b"x")
+    job, _ = _run(store, "idem/")
+    engine, data = job.engine, job.handle.data
+    control = engine.client("s3control")
+    request = dict(data["create_job"])
+    assert control.create_job(**request)["JobId"] == data["aws_job_id"]  # a replay
+    with pytest.raises(control.exceptions.IdempotencyException):
+        control.create_job(**dict(request, Priority=request["Priority"] + 1))
+    account = data["account"]
+    listed = control.list_jobs(AccountId=account, JobStatuses=["Complete"])["Jobs"]
+    assert [j["JobId"] for j in listed] == [data["aws_job_id"]]
+    assert listed[0]["Operation"] == "LambdaInvoke"
+    assert control.list_jobs(AccountId=account, JobStatuses=["Active"])["Jobs"] == []
+    with pytest.raises(control.exceptions.JobStatusException):
+        control.update_job_status(
+            AccountId=account, JobId=data["aws_job_id"], RequestedJobStatus="Ready"
+        )
+    with pytest.raises(control.exceptions.NotFoundException):
+        control.describe_job(AccountId=account, JobId="no-such-job")
+    described = control.describe_job(AccountId=account, JobId=data["aws_job_id"])["Job"]
+    assert described["JobArn"] == data["arn"]
+    assert described["Manifest"] == request["Manifest"]
+    assert described["Report"] == request["Report"]
+    assert described["ProgressSummary"]["NumberOfTasksSucceeded"] == 1
+    assert described["TerminationDate"] >= described["CreationTime"]
+
+
+def test_dry_run_prints_requests_and_cost_and_calls_nothing(aws, store):
+    from jupyter_remote.storage import make_client
+
+    for i in range(3):
+        aws["s3"].put_object(Bucket="photos", Key=f"dry/{i}.txt", Body=b"x")
+    control_calls: list[str] = []
+    control = make_client(aws["endpoint"], "s3control")
+    control.meta.events.register(
+        "before-call.s3-control.*",
+        lambda event_name, **_: control_calls.append(event_name),
+        unique_id="test-dry",
+    )
+    aws["calls"].clear()
+    try:
+        shown, _ = _run(store, "dry/", dry_run=True, memory=2048, expected_seconds=2.0)
+    finally:
+        control.meta.events.unregister("before-call.s3-control.*", unique_id="test-dry")
+    assert {"CreateJob", "CreateFunction", "EstimatedCost"} <= set(shown)
+    cost = shown["EstimatedCost"]
+    assert cost["objects"] == 3 and cost["lambda_gb_seconds"] == 12.0
+    assert cost["usd"]["s3batch_job"] == 0.25
+    assert cost["total_usd"] == pytest.approx(0.25 + 3e-6 + 6e-7 + 12 * 0.0000166667, abs=1e-4)
+    assert shown["CreateFunction"]["MemorySize"] == 2048
+    assert not aws["calls"] and not control_calls  # no Lambda, no S3 Control call
+    assert store.list() == []
+
+
+def test_error_log_tail_filters_and_resumes(aws):
+    from jupyter_remote.engines.s3batch_logs import LambdaErrorTail
+    from jupyter_remote.storage import make_client
+
+    logs = make_client(aws["endpoint"], "logs")
+    group = f"/aws/lambda/jupyter-remote-logtest{time.time_ns()}"
+    tail = LambdaErrorTail(logs, group, min_interval=0)
+    assert tail.read() == []  # no group yet: nothing, no error
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    messages = ["START", "[ERROR] ValueError: bad", "ok", "Traceback (most recent call last):"]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)],
+    )
+    assert tail.read() == ["[ERROR] ValueError: bad", "Traceback (most recent call last):"]
+    assert tail.read(final=True) == []  # nothing twice
+    resumed = LambdaErrorTail(logs, group, cursor=tail.cursor, min_interval=0)
+    # startTime is inclusive: a re-attach may repeat the last line, never lose one.
+    assert resumed.read() == ["Traceback (most recent call last):"]
+
+
+def test_fresh_role_is_retried_while_it_propagates(aws, store):
+    from types import SimpleNamespace
+
+    from jupyter_remote.storage import make_client
+
+    aws["s3"].put_object(Bucket="photos", Key="fresh/a.txt", Body=b"x")
+    lam = make_client(aws["endpoint"], "lambda")
+    refused: list[str] = []
+
+    def not_assumable_yet(**_: object):
+        # IAM is eventually consistent: Lambda refuses a role created a moment ago, once.
+        if refused:
+            return None
+        refused.append("CreateFunction")
+        error = {
+            "Code": "InvalidParameterValueException",
+            "Message": "The role defined for the function cannot be assumed by Lambda.",
+        }
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": error,
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+
+    lam.meta.events.register(
+        "before-call.lambda.CreateFunction", not_assumable_yet, unique_id="test-fresh"
+    )
+    try:
+        # A new --allow-bucket widens the role's policy: the role counts as fresh.
+        job, namespace = _run(
+            store, "fresh/", cell=CELL + "\n# fresh role\n", allow_bucket=[f"b{time.time_ns()}"]
+        )
+    finally:
+        lam.meta.events.unregister("before-call.lambda.CreateFunction", unique_id="test-fresh")
+    assert refused == ["CreateFunction"]
+    assert aws["calls"]["CreateFunction"] == 2
+    assert job.status().state == "Complete" and len(namespace["table"]) == 1
+
+
+def test_confirm_runs_a_suspended_job(aws, store):
+    aws["s3"].put_object(Bucket="photos", Key="confirm/a.txt", Body=b"x")
+    job, _ = _run(store, "confirm/", confirm=True)
+    engine, handle = job.engine, job.handle
+    deadline = time.monotonic() + 30
+    while engine.describe(handle).state != "Suspended":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    job.confirm()
+    while not (status := engine.describe(handle)).terminal:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status.state == "Complete" and status.progress["succeeded"] == 1
+    assert job.table()["status"].tolist() == ["Succeeded"]

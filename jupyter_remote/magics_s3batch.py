@@ -94,6 +94,25 @@ class S3BatchMagics(Magics):
         help="Another bucket the function may read/write (s3batch engine's Lambda role).",
     )
     @argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="A tag of the S3 Batch job (CreateJob Tags). Repeatable, up to 50.",
+    )
+    @argument(
+        "--lambda-role",
+        default=None,
+        metavar="ROLE",
+        help="The function's execution role (name or ARN); default: a scoped role, created.",
+    )
+    @argument(
+        "--batch-role",
+        default=None,
+        metavar="ROLE",
+        help="The role S3 Batch Operations assumes (name or ARN); default: a scoped role.",
+    )
+    @argument(
         "--expected-seconds",
         type=float,
         default=1.0,
@@ -153,6 +172,9 @@ class S3BatchMagics(Magics):
             exclude=args.exclude,
             output_var=args.output_var,
             allow_bucket=args.allow_bucket,
+            lambda_role=args.lambda_role,
+            batch_role=args.batch_role,
+            tags=args.tag,
             expected_seconds=args.expected_seconds,
             engine=args.engine,
             wait=not args.no_wait,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import time
 import types
 import uuid
 from collections.abc import Iterable, MutableMapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,36 @@ def _redacted(document: dict[str, Any]) -> dict[str, Any]:
     return copy
 
 
+def _given_roles(
+    engine_name: str, endpoint: Any, lambda_role: str | None, batch_role: str | None
+) -> tuple[str | None, str | None]:
+    """ARNs of ``--lambda-role``/``--batch-role`` (a name or an ARN), checked to exist.
+
+    Resolved before anything is uploaded, so a misspelt role costs nothing. The local engine
+    assumes no role, so it ignores both.
+    """
+    if engine_name == "local" or not (lambda_role or batch_role):
+        return None, None
+    from .engines.aws_calls import caller_identity
+    from .engines.iam import _named_role
+    from .engines.s3batch_iam import BATCH_ROLE, LAMBDA_ROLE
+    from .storage import make_client
+
+    iam = make_client(endpoint, "iam")
+    identity = caller_identity(make_client(endpoint, "sts"))
+    resolved = []
+    for requested, option, managed in (
+        (lambda_role, "--lambda-role", LAMBDA_ROLE),
+        (batch_role, "--batch-role", BATCH_ROLE),
+    ):
+        resolved.append(
+            _named_role(requested, iam=iam, identity=identity, option=option, managed=managed)
+            if requested
+            else None
+        )
+    return resolved[0], resolved[1]
+
+
 def s3batch(
     cell: str,
     *,
@@ -150,6 +182,9 @@ def s3batch(
     requirements: str | None = None,
     exclude: Iterable[str] = (),
     allow_bucket: Iterable[str] = (),
+    lambda_role: str | None = None,
+    batch_role: str | None = None,
+    tags: Iterable[str] = (),
     expected_seconds: float = 1.0,
     output_var: str | None = None,
     engine: str = "",
@@ -164,7 +199,11 @@ def s3batch(
     Objects come from ``manifest`` (an S3 URI of a CSV manifest) or from listing ``bucket``
     under ``prefix``. With ``wait`` (the default) this follows the job and stores the report
     table in ``output_var``; with ``confirm`` the job waits, Suspended, for
-    :meth:`S3BatchJob.confirm`. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
+    :meth:`S3BatchJob.confirm`. ``lambda_role`` (the function's execution role) and
+    ``batch_role`` (the role S3 Batch Operations assumes) are names or ARNs; each one left out
+    is created, scoped to the job, by the ``s3batch`` engine. ``settings.role`` is never used
+    here: one role cannot be trusted by both Lambda and S3 Batch Operations. ``tags`` are
+    ``K=V`` job tags. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
     ``{"CreateJob": ..., "CreateFunction": ...}`` requests.
     """
     from .engines.lambda_package import PYTHON, build_package, function_config
@@ -192,11 +231,13 @@ def s3batch(
     arguments = spec.parse_user_args(user_args)
     if arguments and schema != "2.0":
         raise ConfigurationError("--user-arg needs --schema 2.0 (schema 1.0 carries no arguments)")
+    job_tags = spec.parse_tags(tags)
     req_path = check_local_path(requirements, "--requirements") if requirements else None
     entry = _entry_point(cell)
     engine_name, why = choose_engine(engine, settings, S3BATCH)
     endpoint = resolve_endpoint(settings)
     staging = staging_uri(settings, endpoint)
+    lambda_role_arn, batch_role_arn = _given_roles(engine_name, endpoint, lambda_role, batch_role)
     key = signing_key()
     from .analysis import analyze_cell
     from .runtime.payload import sign
@@ -236,11 +277,11 @@ def s3batch(
     account = _account(engine_name, endpoint)
     region = endpoint.region or "us-east-1"
     code = staging.join("lambda", f"{package.sha256}.zip")
-    role = LOCAL_ROLE_ARN if engine_name == "local" else settings.role or LOCAL_ROLE_ARN
+    # LOCAL_ROLE_ARN tells the s3batch engine to create (or widen) its own scoped role.
     function = function_config(
         package,
         code={"S3Bucket": code.bucket, "S3Key": code.key},
-        role=role,
+        role=lambda_role_arn or LOCAL_ROLE_ARN,
         timeout=timeout,
         memory=memory,
         environment={SIGNING_KEY_ENV: key.hex()},
@@ -253,7 +294,7 @@ def s3batch(
         manifest=location,
         report_bucket=staging.bucket,
         report_prefix=report_prefix,
-        role_arn=role,
+        role_arn=batch_role_arn or LOCAL_ROLE_ARN,
         client_request_token=job_id,
         report_scope=report_scope,
         priority=priority,
@@ -261,6 +302,7 @@ def s3batch(
         schema=schema,
         user_arguments=arguments,
         description=f"jupyter-remote %%s3batch: {first_line}"[:256],
+        tags=job_tags,
     )
     if dry_run:
         shown = {"CreateJob": request, "CreateFunction": _redacted(function)}
@@ -334,6 +376,91 @@ def s3batch(
         return job
     job.wait(namespace, display=display, poll_interval=settings.poll_interval)
     return job
+
+
+_FUNCTION_NAME = re.compile(r"^jupyter-remote-[0-9a-f]{12}$")
+
+
+def _last_modified(value: Any) -> datetime:
+    """Lambda's ``LastModified`` (``2024-01-02T03:04:05.678+0000``) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value
+    text = str(value)
+    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+    parsed = datetime.fromisoformat(text)
+    # Lambda's times are UTC; a naive one could not be compared with the cutoff.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def cleanup(
+    *,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+    engine: str = "",
+    settings: RemoteSettings | None = None,
+    display: JobDisplay | None = None,
+    store: JobStore | None = None,
+) -> list[str]:
+    """Delete the Lambda functions ``%%s3batch`` deployed (``jupyter-remote-<hash12>``).
+
+    Functions are named after their package, so every changed cell leaves its predecessor
+    behind; this lists them (ListFunctions) and deletes each one (DeleteFunction, all its
+    versions). ``older_than_days`` keeps functions modified more recently than that; ``dry_run``
+    only lists. Functions of jobs the job store records as not finished are kept. Returns the
+    names deleted (or, with ``dry_run``, that would be). The local engine deploys nothing:
+    there it returns ``[]``.
+    """
+    from .storage import make_client
+
+    settings = settings or RemoteSettings()
+    display = display or make_display(widgets=False)
+    engine_name, _ = choose_engine(engine, settings, S3BATCH)
+    if engine_name == "local":
+        return []
+    lam = make_client(resolve_endpoint(settings), "lambda")
+    cutoff = (
+        datetime.now(timezone.utc) - timedelta(days=older_than_days)
+        if older_than_days is not None
+        else None
+    )
+    # A job still running a deleted function would fail its remaining tasks. The store may
+    # think a job unfollowed since submit still runs; keeping its function is the safe error.
+    in_use = {
+        record.handle.get("function_name")
+        for record in (store or JobStore()).list(engine="s3batch", active_only=True)
+    }
+    names = []
+    for page in lam.get_paginator("list_functions").paginate():
+        for function in page.get("Functions", []):
+            name = function["FunctionName"]
+            if not _FUNCTION_NAME.match(name):
+                continue
+            if cutoff is not None and _last_modified(function["LastModified"]) > cutoff:
+                continue
+            if name in in_use:
+                display.message(f"kept {name}: a recorded job that has not finished uses it")
+                continue
+            names.append(name)
+    for name in names:
+        if dry_run:
+            display.message(f"would delete {name}")
+            continue
+        from botocore.exceptions import ClientError
+
+        from .engines.aws_calls import error_code
+
+        try:
+            lam.delete_function(FunctionName=name)
+        except ClientError as exc:
+            # Another kernel's cleanup got there first: the function is gone either way.
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+        display.message(f"deleted {name}")
+    return names
 
 
 class _CallableModule(types.ModuleType):

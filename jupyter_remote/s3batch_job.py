@@ -16,6 +16,11 @@ from .monitor import watch
 
 _MAX_LOG_LINES = 50
 _FAILURES_SHOWN = 3
+_RERUN_OPTIONS = frozenset({"priority", "confirm", "report_scope", "concurrency", "output_var"})
+# The handle keys s3batch() writes before submitting (see s3batch.s3batch).
+_HANDLE_KEYS = frozenset(
+    {"key", "staging", "endpoint", "function", "package_sha256", "concurrency", "buckets", "report"}
+)
 
 
 class _ProgressDisplay:
@@ -135,6 +140,100 @@ class S3BatchJob(RemoteJob):
             return to_table([])
         self._table = to_table(table_rows(iter_rows(self.engine.storage.client, index)))
         return self._table
+
+    def failed_rows(self) -> list[dict[str, Any]]:
+        """The report rows of the tasks that did not succeed (bucket, key, version, ...)."""
+        table = self.table()
+        if hasattr(table, "to_dict"):
+            return list(table[table.status != "Succeeded"].to_dict("records"))
+        return [r for r in table if r["status"] != "Succeeded"]
+
+    def rerun_failed(self, **overrides: Any) -> S3BatchJob:
+        """Submit a new job over this job's failed tasks only; return it (not waited for).
+
+        The failed rows of the completion report become a CSV manifest (keys URL-encoded,
+        version ids kept) in the staging prefix; the new job runs the same function with the
+        same options. ``overrides``: ``priority``, ``confirm``, ``report_scope``,
+        ``concurrency``, ``output_var``. Follow the new job with ``.wait()``.
+        """
+        import copy
+        import csv
+        import io
+        import uuid
+
+        from .engines.base import S3BATCH
+        from .jobstore import JobRecord
+        from .s3batch_manifest import encode_key
+        from .s3uri import S3Uri
+        from .spec.s3batch import validate_create_job_request
+
+        unknown = sorted(set(overrides) - _RERUN_OPTIONS)
+        if unknown:
+            raise TypeError(f"rerun_failed() got unknown option(s): {', '.join(unknown)}")
+        failed = self.failed_rows()
+        if not failed:
+            raise JupyterRemoteError(f"job {self.job_id} has no failed tasks to re-run")
+        request = copy.deepcopy(self.record.request)
+        fields = list(request["Manifest"]["Spec"]["Fields"])
+        if any(row.get("version") for row in failed) and "VersionId" not in fields:
+            fields.append("VersionId")
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for row in failed:
+            values = {
+                "Bucket": row["bucket"],
+                "Key": encode_key(row["key"]),
+                "VersionId": row.get("version") or "",
+            }
+            writer.writerow([values[f] for f in fields])
+        job_id = str(uuid.uuid4())
+        staging = S3Uri.parse(self.record.handle["staging"])
+        dest = staging.join("s3batch-manifests", f"{job_id}.csv")
+        client = self.engine.storage.client
+        put = client.put_object(Bucket=dest.bucket, Key=dest.key, Body=out.getvalue().encode())
+        location = request["Manifest"]["Location"]
+        partition_prefix = location["ObjectArn"].split(":::", 1)[0]
+        request["Manifest"] = {
+            "Spec": dict(request["Manifest"]["Spec"], Fields=fields),
+            "Location": {
+                "ObjectArn": f"{partition_prefix}:::{dest.bucket}/{dest.key}",
+                "ETag": put["ETag"].strip('"'),
+            },
+        }
+        request["ClientRequestToken"] = job_id
+        if "priority" in overrides:
+            request["Priority"] = int(overrides["priority"])
+        if "confirm" in overrides:
+            request["ConfirmationRequired"] = bool(overrides["confirm"])
+        if "report_scope" in overrides:
+            request["Report"]["ReportScope"] = overrides["report_scope"]
+        description = f"jupyter-remote re-run of the failed tasks of {self.job_id}"
+        request["Description"] = description[:256]
+        validate_create_job_request(request)
+        # Only what s3batch() recorded before submitting: the engine's own keys (the AWS job
+        # id, a process id) belong to the old job.
+        handle = {k: copy.deepcopy(v) for k, v in self.record.handle.items() if k in _HANDLE_KEYS}
+        handle["buckets"] = sorted({*handle.get("buckets", []), *(r["bucket"] for r in failed)})
+        if "concurrency" in overrides:
+            handle["concurrency"] = int(overrides["concurrency"])
+        writeback = dict(self.record.writeback)
+        if "output_var" in overrides:
+            writeback["output_var"] = overrides["output_var"] or ""
+        now = time.time()
+        record = JobRecord(
+            job_id=job_id,
+            engine=self.engine.name,
+            kind=S3BATCH,
+            state="Submitting",
+            created=now,
+            updated=now,
+            request=request,
+            handle=handle,
+            writeback=writeback,
+            cell=self.record.cell,
+            notebook=self.record.notebook,
+        )
+        return S3BatchJob(self.engine, self.engine.submit(record), record)
 
     def wait(
         self,

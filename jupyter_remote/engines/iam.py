@@ -110,14 +110,21 @@ def resolve_role(
     return RoleChoice(arn, "default", managed=True)
 
 
-def _named_role(requested: str, *, iam: Any, identity: Any) -> str:
+def _named_role(
+    requested: str,
+    *,
+    iam: Any,
+    identity: Any,
+    option: str = "--role",
+    managed: str = DEFAULT_ROLE_NAME,
+) -> str:
     from botocore.exceptions import ClientError
 
     if requested.startswith("arn:"):
         match = _ROLE_ARN.match(requested)
         if not match:
             raise ConfigurationError(
-                f"--role {requested!r} is not an IAM role ARN "
+                f"{option} {requested!r} is not an IAM role ARN "
                 "(arn:aws:iam::<12 digits>:role/<name>)"
             )
         if match[1] != identity.account:
@@ -130,9 +137,9 @@ def _named_role(requested: str, *, iam: Any, identity: Any) -> str:
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
             raise ConfigurationError(
-                f"--role {requested!r}: no IAM role named {name!r} in account "
-                f"{identity.account}. Check the name, or leave --role out to let jupyter-remote "
-                f"create {DEFAULT_ROLE_NAME!r} with a policy scoped to this job."
+                f"{option} {requested!r}: no IAM role named {name!r} in account "
+                f"{identity.account}. Check the name, or leave {option} out to let "
+                f"jupyter-remote create {managed!r} with a policy scoped to this job."
             ) from exc
         # Many users may pass roles without being allowed to read IAM; trust what they gave.
         found = None

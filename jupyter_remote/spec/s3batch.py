@@ -44,6 +44,7 @@ _OPTION = {
     "UserArguments": "--user-arg",
     "InvocationSchemaVersion": "--schema",
     "ReportScope": "--report-scope",
+    "Tags": "--tag",
 }
 
 
@@ -89,6 +90,32 @@ def parse_user_args(pairs: Iterable[str]) -> dict[str, str]:
             raise ConfigurationError(f"--user-arg {key!r} is given twice")
         args[key] = value
     return args
+
+
+def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse and check ``K=V`` pairs given with ``--tag`` (contract A.2: S3Tag, 50 per job).
+
+    Checked here, not only in the request, so that a bad tag fails before anything is uploaded.
+    """
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--tag {pair!r}: expected KEY=VALUE")
+        if key in tags:
+            raise ConfigurationError(f"--tag {key!r} is given twice (tag keys are unique)")
+        if len(key) > 128 or len(value) > 256:
+            raise ConfigurationError(f"--tag {key!r}: keys are 1-128 characters and values 0-256")
+        bad = sorted({c for c in key + value if not _tag_char(c)})
+        if bad:
+            raise ConfigurationError(
+                f"--tag {key!r}: {''.join(bad)!r} not allowed (letters, digits, spaces and "
+                f"{''.join(sorted(_TAG_PUNCTUATION))} only)"
+            )
+        tags[key] = value
+    if len(tags) > MAX_TAGS:
+        raise ConfigurationError(f"at most {MAX_TAGS} --tag options per job, got {len(tags)}")
+    return tags
 
 
 def build_create_job_request(

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -267,7 +268,8 @@ def test_dry_run_request_passes_botocore_validation(shell, s3, capsys):
     before = len(JobStore().list())
     ok(
         shell,
-        "%%s3batch --bucket photos --prefix dry/ --dry-run --priority 7 --confirm\n"
+        "%%s3batch --bucket photos --prefix dry/ --dry-run --priority 7 --confirm "
+        "--tag team=imaging --tag run:id=7\n"
         "def process(b, k):\n    return 0\n",
     )
     out = capsys.readouterr().out
@@ -277,6 +279,10 @@ def test_dry_run_request_passes_botocore_validation(shell, s3, capsys):
     function = dict(shown["CreateFunction"], Code={"ZipFile": b"x"})
     validate_with_botocore("lambda", "CreateFunction", function)
     assert request["Priority"] == 7 and request["ConfirmationRequired"] is True
+    assert request["Tags"] == [
+        {"Key": "team", "Value": "imaging"},
+        {"Key": "run:id", "Value": "7"},
+    ]
     assert request["AccountId"] == "000000000000"
     assert re.fullmatch(
         r"arn:aws:lambda:us-east-1:000000000000:function:jupyter-remote-[0-9a-f]{12}:1",
@@ -430,3 +436,41 @@ def test_user_mistakes_are_usage_errors(shell, s3, line, cell, message):
     assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
     assert message in str(result.error_in_exec)
     assert staged() == before and len(JobStore().list()) == jobs  # nothing written
+
+
+def test_rerun_failed_runs_only_the_failed_keys(shell, s3):
+    from jupyter_remote.s3batch_job import S3BatchJob
+    from jupyter_remote.spec.s3batch import parse_object_arn
+
+    present = ["rr/one.txt", "rr/two.txt"]
+    missing = ["rr/a b+c.txt", "rr/café 50%.txt"]
+    for key in present:
+        s3.put_object(Bucket="photos", Key=key, Body=b"x")
+    uri = put_manifest(s3, "rr.csv", [f"photos,{quote(k, safe='/')}" for k in [*present, *missing]])
+    ok(
+        shell,
+        f"""%%s3batch --manifest {uri} --engine local --no-widgets --output-var first
+import boto3
+s3 = boto3.client("s3")
+def process(bucket, key):
+    return len(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+""",
+    )
+    first = shell.user_ns["first"]
+    assert sorted(first[first.status != "Succeeded"].key) == sorted(missing)
+    for key in missing:  # the cause of the failures, fixed
+        s3.put_object(Bucket="photos", Key=key, Body=b"yy")
+    job = S3BatchJob.find(last_job().job_id)
+    again = job.rerun_failed(output_var="second", concurrency=2)
+    assert again.job_id != job.job_id and again.engine.name == "local"
+    namespace: dict = {}
+    table = again.wait(namespace, poll_interval=0.1)
+    assert namespace["second"] is table
+    assert sorted(table.key) == sorted(missing)  # only the previously failed keys
+    assert table.status.tolist() == ["Succeeded", "Succeeded"]
+    assert table.result.tolist() == ["2", "2"]
+    manifest = again.record.request["Manifest"]["Location"]["ObjectArn"]
+    assert manifest.endswith(f"s3batch-manifests/{again.job_id}.csv")
+    where = parse_object_arn(manifest)
+    body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read().decode()
+    assert "rr/a%20b%2Bc.txt" in body and "rr/caf%C3%A9%2050%25.txt" in body

@@ -55,7 +55,7 @@ def _run(store, prefix: str, *, cell: str = CELL, **options):
     from jupyter_remote.config import RemoteSettings
 
     namespace: dict = {}
-    settings = RemoteSettings(widgets=False, poll_interval=0.2)
+    settings = options.pop("settings", None) or RemoteSettings(widgets=False, poll_interval=0.2)
     job = s3batch.s3batch(
         cell,
         user_ns=namespace,
@@ -335,3 +335,192 @@ def test_confirm_runs_a_suspended_job(aws, store):
         time.sleep(0.2)
     assert status.state == "Complete" and status.progress["succeeded"] == 1
     assert job.table()["status"].tolist() == ["Succeeded"]
+
+
+def _create_role(iam, name: str, principal: str) -> str:
+    from jupyter_remote.engines.iam import trust_policy
+
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(principal)))
+    return iam.get_role(RoleName=name)["Role"]["Arn"]
+
+
+def _staged_objects(s3) -> set[str]:
+    from jupyter_remote.config import RemoteSettings, resolve_endpoint, staging_uri
+
+    staging = staging_uri(RemoteSettings(), resolve_endpoint(RemoteSettings()))
+    with contextlib.suppress(s3.exceptions.NoSuchBucket):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=staging.bucket)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+    return set()
+
+
+def test_given_lambda_and_batch_roles_are_used(aws, store):
+    from jupyter_remote.storage import make_client
+
+    iam = make_client(aws["endpoint"], "iam")
+    lambda_arn = _create_role(iam, "my-lambda-role", "lambda.amazonaws.com")
+    batch_arn = _create_role(iam, "my-batch-role", "batchoperations.s3.amazonaws.com")
+    aws["s3"].put_object(Bucket="photos", Key="roles/a.txt", Body=b"x")
+    # A name for one, an ARN for the other: both resolve to the ARN IAM reports.
+    job, namespace = _run(
+        store,
+        "roles/",
+        cell=CELL + "\n# given roles\n",
+        lambda_role="my-lambda-role",
+        batch_role=batch_arn,
+    )
+    data = job.handle.data
+    assert data["create_job"]["RoleArn"] == batch_arn
+    assert data["lambda_role_arn"] == lambda_arn
+    lam = make_client(aws["endpoint"], "lambda")
+    assert lam.get_function(FunctionName=data["function_name"])["Configuration"]["Role"] == (
+        lambda_arn
+    )
+    assert namespace["table"]["status"].tolist() == ["Succeeded"]
+
+
+def test_magic_passes_the_role_options(aws, shell, capsys):
+    from jupyter_remote.magics_s3batch import S3BatchMagics
+    from jupyter_remote.storage import make_client
+
+    if "s3batch" not in shell.magics_manager.magics["cell"]:
+        shell.register_magics(S3BatchMagics)
+    iam = make_client(aws["endpoint"], "iam")
+    lambda_arn = _create_role(iam, "my-lambda-role", "lambda.amazonaws.com")
+    batch_arn = _create_role(iam, "my-batch-role", "batchoperations.s3.amazonaws.com")
+    aws["s3"].put_object(Bucket="photos", Key="mrole/a.txt", Body=b"x")
+    result = shell.run_cell(
+        "%%s3batch --engine s3batch --bucket photos --prefix mrole/ --dry-run --no-widgets "
+        "--lambda-role my-lambda-role --batch-role my-batch-role\n"
+        "def process(b, k):\n    return 0\n"
+    )
+    assert result.success, result.error_in_exec or result.error_before_exec
+    out = capsys.readouterr().out
+    shown = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    assert shown["CreateFunction"]["Role"] == lambda_arn
+    assert shown["CreateJob"]["RoleArn"] == batch_arn
+
+
+def test_settings_role_is_not_reused_for_lambda_and_batch(aws, store):
+    from jupyter_remote.config import RemoteSettings
+
+    aws["s3"].put_object(Bucket="photos", Key="nrole/a.txt", Body=b"x")
+    settings = RemoteSettings(widgets=False, role="arn:aws:iam::123456789012:role/processing-role")
+    shown, _ = _run(store, "nrole/", dry_run=True, settings=settings)
+    assert "processing-role" not in json.dumps(shown, default=str)
+
+
+@pytest.mark.parametrize("option", ["lambda_role", "batch_role"])
+def test_missing_role_fails_before_anything_is_uploaded(aws, store, option):
+    from jupyter_remote.errors import ConfigurationError
+
+    aws["s3"].put_object(Bucket="photos", Key="norole/a.txt", Body=b"x")
+    before = _staged_objects(aws["s3"])
+    aws["calls"].clear()
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(ConfigurationError, match=f"{flag} 'no-such-role': no IAM role"):
+        _run(store, "norole/", cell=CELL + f"\n# {time.time_ns()}\n", **{option: "no-such-role"})
+    assert _staged_objects(aws["s3"]) == before
+    assert not aws["calls"] and store.list() == []
+
+
+def _zip(source: str) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("index.py", source)
+    return out.getvalue()
+
+
+def test_cleanup_deletes_only_our_functions(aws, store):
+    from jupyter_remote import s3batch
+    from jupyter_remote.config import RemoteSettings
+    from jupyter_remote.storage import make_client
+
+    aws["s3"].put_object(Bucket="photos", Key="clean/a.txt", Body=b"x")
+    names = []
+    for n in range(2):
+        job, _ = _run(store, "clean/", cell=CELL + f"\n# cleanup {n} {time.time_ns()}\n")
+        names.append(job.handle.data["function_name"])
+    # A job waiting for confirmation still needs its function.
+    waiting, _ = _run(store, "clean/", cell=CELL + f"\n# waiting {time.time_ns()}\n", confirm=True)
+    kept = waiting.handle.data["function_name"]
+    lam = make_client(aws["endpoint"], "lambda")
+    iam = make_client(aws["endpoint"], "iam")
+    other = f"not-ours-{time.time_ns()}"
+    lam.create_function(
+        FunctionName=other,
+        Runtime="python3.12",
+        Role=_create_role(iam, "other-role", "lambda.amazonaws.com"),
+        Handler="index.handler",
+        Code={"ZipFile": _zip("def handler(e, c):\n    return 1\n")},
+    )
+    settings = RemoteSettings(widgets=False)
+
+    options = {"engine": "s3batch", "settings": settings, "store": store}
+    assert set(names).isdisjoint(s3batch.cleanup(older_than_days=1, **options))
+    listed = s3batch.cleanup(dry_run=True, older_than_days=0, **options)
+    assert set(names) <= set(listed) and kept not in listed
+    for name in names:  # a dry run deletes nothing
+        lam.get_function(FunctionName=name)
+
+    deleted = s3batch.cleanup(**options)
+    assert set(names) <= set(deleted) and other not in deleted and kept not in deleted
+    for name in names:
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.get_function(FunctionName=name)
+    lam.get_function(FunctionName=other)  # not ours: still there
+    lam.get_function(FunctionName=kept)
+    assert s3batch.cleanup(**options) == []
+    waiting.stop()
+
+
+def test_tags_reach_create_job_and_bad_tags_fail_early(aws, store):
+    from jupyter_remote.errors import ConfigurationError
+    from jupyter_remote.spec.validation import validate_with_botocore
+
+    aws["s3"].put_object(Bucket="photos", Key="tags/a.txt", Body=b"x")
+    job, _ = _run(store, "tags/", tags=["team=imaging", "cost-centre=42"])
+    request = job.handle.data["create_job"]
+    validate_with_botocore("s3control", "CreateJob", request)
+    assert request["Tags"] == [
+        {"Key": "team", "Value": "imaging"},
+        {"Key": "cost-centre", "Value": "42"},
+    ]
+    before = _staged_objects(aws["s3"])
+    for bad, message in [
+        (["novalue"], "expected KEY=VALUE"),
+        (["a=1", "a=2"], "given twice"),
+        (["k=semi;colon"], "not allowed"),
+        (["k" * 129 + "=v"], "1-128"),
+        ([f"k{i}=v" for i in range(51)], "at most 50"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message):
+            _run(store, "tags/", tags=bad)
+    assert _staged_objects(aws["s3"]) == before
+
+
+def test_rerun_failed_on_aws_reuses_the_function(aws, store):
+    s3, calls = aws["s3"], aws["calls"]
+    s3.put_object(Bucket="photos", Key="rerun/good.txt", Body=b"fine")
+    s3.put_object(Bucket="photos", Key="rerun/bad one.txt", Body=b"bad")
+    from jupyter_remote.errors import JupyterRemoteError
+
+    job, namespace = _run(store, "rerun/")
+    assert Counter(namespace["table"]["status"]) == {"Succeeded": 1, "PermanentFailure": 1}
+    s3.put_object(Bucket="photos", Key="rerun/bad one.txt", Body=b"now good")
+    calls.clear()
+    again = job.rerun_failed(priority=77)
+    table = again.wait({}, poll_interval=0.2)
+    assert table.to_dict("records")[0]["key"] == "rerun/bad one.txt"
+    assert table["status"].tolist() == ["Succeeded"]
+    request = again.handle.data["create_job"]
+    assert request["Priority"] == 77
+    assert request["Operation"]["LambdaInvoke"]["FunctionArn"] == job.handle.data["function_arn"]
+    assert request["ClientRequestToken"] == again.job_id != job.job_id
+    assert calls["CreateFunction"] == 0 and calls["UpdateFunctionCode"] == 0
+    with pytest.raises(JupyterRemoteError, match="no failed tasks"):
+        again.rerun_failed()

@@ -95,22 +95,30 @@ class RemoteJob:
             status = watch(
                 self.engine,
                 self.handle,
-                display,
+                self._watch_display(display),
                 store=self.engine.store,
                 timeout=timeout,
                 poll_interval=poll_interval,
             )
         except KeyboardInterrupt:
-            display.message(
-                f"Detached from {self.job_id}; it keeps running. Re-attach with "
-                f"jupyter_remote.attach({self.job_id!r}) or %remote_jobs; stop it with "
-                f"jupyter_remote.attach({self.job_id!r}, wait=False).stop()."
-            )
+            hint = self._reattach_hint()
+            display.message(f"Detached from {self.job_id}; it keeps running. {hint}")
             # A widget panel keeps following the job from a thread; its buttons work now.
             follow_in_background(display, self, poll_interval=poll_interval)
             raise
         display.finished(status)
         return self.write_back(status, namespace, display)
+
+    def _watch_display(self, display: JobDisplay) -> JobDisplay:
+        """What the monitor feeds while waiting (subclasses may thin the updates)."""
+        return display
+
+    def _reattach_hint(self) -> str:
+        """How to find the job again after Ctrl-C."""
+        return (
+            f"Re-attach with jupyter_remote.attach({self.job_id!r}) or %remote_jobs; stop it with "
+            f"jupyter_remote.attach({self.job_id!r}, wait=False).stop()."
+        )
 
     def write_back(
         self, status: JobStatus, user_ns: MutableMapping[str, Any], display: JobDisplay

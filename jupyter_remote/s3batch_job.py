@@ -6,13 +6,12 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from .api import RemoteJob, _caller_namespace
+from .api import RemoteJob
 from .config import RemoteSettings
-from .display import JobDisplay, make_display
+from .display import JobDisplay
 from .engines.base import JobHandle, JobStatus
 from .errors import JobFailedError, JupyterRemoteError
 from .jobstore import JobStore
-from .monitor import watch
 
 _MAX_LOG_LINES = 50
 _FAILURES_SHOWN = 3
@@ -248,33 +247,22 @@ class S3BatchJob(RemoteJob):
         Raises :class:`JobFailedError` when the job ends Failed or Cancelled (after storing the
         table of the tasks that ran). Ctrl-C stops watching, not the job.
         """
-        display = display or make_display()
-        namespace = user_ns if user_ns is not None else _caller_namespace()
-        log_hint = ""
+        return super().wait(user_ns, display=display, timeout=timeout, poll_interval=poll_interval)
+
+    def _watch_display(self, display: JobDisplay) -> JobDisplay:
+        # A display that coalesces (the widget panel) wants every update; text is thinned.
+        if getattr(display, "coalesces", False):
+            return display
         tails = self.engine.logs(self.handle)
-        if tails:
-            log_hint = f"; the whole log is {tails[0].path}"
-        try:
-            status = watch(
-                self.engine,
-                self.handle,
-                # A display that coalesces (the widget panel) wants every update.
-                display
-                if getattr(display, "coalesces", False)
-                else _ProgressDisplay(display, log_hint),
-                store=self.engine.store,
-                timeout=timeout,
-                poll_interval=poll_interval,
-            )
-        except KeyboardInterrupt:
-            display.message(
-                f"Detached from {self.job_id}; it keeps running. Re-attach with "
-                f"jupyter_remote.s3batch.S3BatchJob.find({self.job_id!r}).wait(); cancel it "
-                "with .stop()."
-            )
-            raise
-        display.finished(status)
-        return self.write_back(status, namespace, display)
+        path = getattr(tails[0], "path", None) if tails else None
+        hint = f"; the whole log is {path}" if path else ""
+        return _ProgressDisplay(display, hint)
+
+    def _reattach_hint(self) -> str:
+        return (
+            f"Re-attach with jupyter_remote.s3batch.S3BatchJob.find({self.job_id!r}).wait(); "
+            "cancel it with .stop()."
+        )
 
     def write_back(
         self, status: JobStatus, user_ns: MutableMapping[str, Any], display: JobDisplay

@@ -158,6 +158,18 @@ def _normalized(request: dict, job_name: str, staging_bucket: str) -> dict:
     return doc
 
 
+def _engine(store, **options):
+    """A SageMakerEngine on moto's endpoint, with test-friendly timing options."""
+    from jupyter_remote.engines.sagemaker import SageMakerEngine
+    from jupyter_remote.engines.sagemaker_setup import aws_endpoint
+    from jupyter_remote.s3uri import S3Uri
+    from jupyter_remote.storage import Storage, make_client
+
+    endpoint = aws_endpoint(region=REGION, profile=None)
+    storage = Storage(make_client(endpoint), S3Uri("unused"))
+    return SageMakerEngine(endpoint=endpoint, storage=storage, store=store, **options)
+
+
 def test_request_on_moto_equals_what_the_local_engine_executes(aws, sent, store):
     from jupyter_remote.engines.local import LOCAL_ROLE_ARN
     from jupyter_remote.spec.processing import validate_processing_request
@@ -331,19 +343,9 @@ def test_fresh_role_is_retried_until_assumable(aws, store):
     from botocore.stub import Stubber
 
     from jupyter_remote.engines.base import JobHandle
-    from jupyter_remote.engines.sagemaker import SageMakerEngine
-    from jupyter_remote.engines.sagemaker_setup import aws_endpoint
-    from jupyter_remote.s3uri import S3Uri
-    from jupyter_remote.storage import Storage, make_client
 
-    endpoint = aws_endpoint(region=REGION, profile=None)
     sleeps: list[float] = []
-    engine = SageMakerEngine(
-        endpoint=endpoint,
-        storage=Storage(make_client(endpoint), S3Uri("unused")),
-        store=store,
-        sleep=sleeps.append,
-    )
+    engine = _engine(store, sleep=sleeps.append)
     request = _minimal_request("fresh-role-job")
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/fresh-role-job"
     not_yet = f"Could not assume role {ROLE_ARN}. Please ensure that the role exists and allows "
@@ -397,22 +399,11 @@ def test_log_tails_follow_two_streams_in_order_without_duplicates(aws, store):
     import time
 
     from jupyter_remote.engines.base import JobHandle
-    from jupyter_remote.engines.sagemaker import SageMakerEngine
-    from jupyter_remote.engines.sagemaker_setup import aws_endpoint
     from jupyter_remote.monitor import watch
-    from jupyter_remote.s3uri import S3Uri
-    from jupyter_remote.storage import Storage, make_client
 
     job = "logs-job-1"
     aws["sagemaker"].create_processing_job(**_minimal_request(job))  # moto: Completed at once
-    endpoint = aws_endpoint(region=REGION, profile=None)
-    engine = SageMakerEngine(
-        endpoint=endpoint,
-        storage=Storage(make_client(endpoint), S3Uri("unused")),
-        store=store,
-        log_poll_interval=0,
-        stream_discovery_interval=0,
-    )
+    engine = _engine(store, log_poll_interval=0, stream_discovery_interval=0)
     handle = JobHandle("sagemaker", "processing", job, {"instance_count": 2})
     tails = engine.logs(handle)
     assert [t.stream for t in tails] == ["algo-1", "algo-2"]
@@ -627,19 +618,9 @@ def test_describe_retries_a_throttled_call(aws, store):
     from botocore.stub import Stubber
 
     from jupyter_remote.engines.base import JobHandle
-    from jupyter_remote.engines.sagemaker import SageMakerEngine
-    from jupyter_remote.engines.sagemaker_setup import aws_endpoint
-    from jupyter_remote.s3uri import S3Uri
-    from jupyter_remote.storage import Storage, make_client
 
-    endpoint = aws_endpoint(region=REGION, profile=None)
     sleeps: list[float] = []
-    engine = SageMakerEngine(
-        endpoint=endpoint,
-        storage=Storage(make_client(endpoint), S3Uri("unused")),
-        store=store,
-        sleep=sleeps.append,
-    )
+    engine = _engine(store, sleep=sleeps.append)
     described = {
         **{k: v for k, v in _minimal_request("throttled").items() if k != "RoleArn"},
         "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/throttled",

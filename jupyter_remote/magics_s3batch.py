@@ -9,6 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .config import RemoteSettings
 from .magics import _usage_errors
+from .spec.lambda_function import DEFAULT_EPHEMERAL
 from .spec.s3batch import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MEMORY,
@@ -50,6 +51,27 @@ class S3BatchMagics(Magics):
         type=int,
         default=DEFAULT_MEMORY,
         help=f"Lambda memory, MB, 128-10240 (default {DEFAULT_MEMORY}).",
+    )
+    @argument(
+        "--ephemeral-storage",
+        type=int,
+        default=DEFAULT_EPHEMERAL,
+        metavar="MB",
+        help=f"The function's /tmp, MB, 512-10240 (default {DEFAULT_EPHEMERAL}).",
+    )
+    @argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="An environment variable of the function. Repeatable; 4 KB in all.",
+    )
+    @argument(
+        "--layer",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="A Lambda layer version ARN (AWS engines only). Repeatable, up to 5.",
     )
     @argument(
         "--user-arg",
@@ -163,6 +185,9 @@ class S3BatchMagics(Magics):
             concurrency=args.concurrency,
             timeout=args.timeout,
             memory=args.memory,
+            ephemeral_storage=args.ephemeral_storage,
+            env=args.env,
+            layers=args.layer,
             user_args=args.user_arg,
             schema=args.schema,
             report_scope=args.report_scope,

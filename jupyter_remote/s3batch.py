@@ -17,7 +17,7 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .errors import ConfigurationError
 from .jobstore import JobRecord, JobStore
 from .s3batch_job import S3BatchJob
 from .s3uri import S3Uri
+from .spec.lambda_function import DEFAULT_EPHEMERAL, FunctionSettings, parse_env
 from .spec.s3batch import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MEMORY,
@@ -70,11 +71,9 @@ def _check_options(
     concurrency: int,
     output_var: str | None,
     *,
-    timeout: int,
-    memory: int,
+    function: FunctionSettings,
     priority: int,
 ) -> None:
-    from .engines.lambda_package import MAX_MEMORY, MAX_TIMEOUT, MIN_MEMORY
     from .spec.s3batch import MAX_PRIORITY, REPORT_SCOPES, SCHEMAS
 
     if bool(manifest) == bool(bucket):
@@ -93,14 +92,48 @@ def _check_options(
         raise ConfigurationError(f"--concurrency must be 1-1000, got {concurrency}")
     # Checked here as well as in the requests, so that nothing (a listed manifest) is written
     # for a job that would be refused.
-    if not 1 <= timeout <= MAX_TIMEOUT:
-        raise ConfigurationError(f"--timeout must be 1-{MAX_TIMEOUT} seconds, got {timeout}")
-    if not MIN_MEMORY <= memory <= MAX_MEMORY:
-        raise ConfigurationError(f"--memory must be {MIN_MEMORY}-{MAX_MEMORY} MB, got {memory}")
+    function.check(reserved=[SIGNING_KEY_ENV])
     if not 0 <= priority <= MAX_PRIORITY:
         raise ConfigurationError(f"--priority must be 0-{MAX_PRIORITY}, got {priority}")
     if output_var is not None and not output_var.isidentifier():
         raise ConfigurationError(f"--output-var {output_var!r} is not a Python name")
+
+
+def _check_layers(engine_name: str, endpoint: Any, layers: tuple[str, ...], unzipped: int) -> None:
+    """Each ``--layer`` exists, and code plus layers may fit Lambda's 250 MB; before uploading.
+
+    GetLayerVersion gives each layer's zipped size, a lower bound of its unzipped size, so
+    a total over the limit is certainly refused by Lambda (one under it may still be).
+    """
+    if not layers:
+        return
+    if engine_name == "local":
+        raise ConfigurationError(
+            "--layer: the local engine cannot run Lambda layers (their code lives in AWS). "
+            "Put the packages in --requirements, or run on AWS with --engine s3batch."
+        )
+    from botocore.exceptions import ClientError
+
+    from .spec.lambda_function import UNZIPPED_LIMIT
+    from .storage import make_client
+
+    lam = make_client(endpoint, "lambda")
+    total = unzipped
+    for arn in layers:
+        try:
+            # GetLayerVersion with the unversioned ARN: the same answer as GetLayerVersionByArn,
+            # which moto's server does not implement.
+            layer, _, version = arn.rpartition(":")
+            content = lam.get_layer_version(LayerName=layer, VersionNumber=int(version))["Content"]
+        except ClientError as exc:
+            raise ConfigurationError(f"--layer {arn}: {exc}") from exc
+        total += int(content.get("CodeSize") or 0)
+    if total > UNZIPPED_LIMIT:
+        raise ConfigurationError(
+            f"--layer: the package ({unzipped / 1e6:.1f} MB unzipped) and its layers "
+            f"({(total - unzipped) / 1e6:.1f} MB zipped, so at least that unzipped) exceed the "
+            f"{UNZIPPED_LIMIT / 1e6:.0f} MB Lambda allows for code plus layers"
+        )
 
 
 def _entry_point(cell: str) -> str:
@@ -174,6 +207,9 @@ def s3batch(
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: int = DEFAULT_TIMEOUT,
     memory: int = DEFAULT_MEMORY,
+    ephemeral_storage: int = DEFAULT_EPHEMERAL,
+    env: Iterable[str] | Mapping[str, str] = (),
+    layers: Iterable[str] = (),
     user_args: Iterable[str] = (),
     schema: str = DEFAULT_SCHEMA,
     report_scope: str = "AllTasks",
@@ -203,7 +239,9 @@ def s3batch(
     ``batch_role`` (the role S3 Batch Operations assumes) are names or ARNs; each one left out
     is created, scoped to the job, by the ``s3batch`` engine. ``settings.role`` is never used
     here: one role cannot be trusted by both Lambda and S3 Batch Operations. ``tags`` are
-    ``K=V`` job tags. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
+    ``K=V`` job tags. ``timeout``, ``memory``, ``ephemeral_storage`` (MB of ``/tmp``), ``env``
+    (``K=V`` strings or a mapping) and ``layers`` (layer version ARNs, AWS only) configure the
+    function. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
     ``{"CreateJob": ..., "CreateFunction": ...}`` requests.
     """
     from .engines.lambda_package import PYTHON, build_package, function_config
@@ -216,6 +254,13 @@ def s3batch(
     settings = settings or RemoteSettings()
     namespace = user_ns if user_ns is not None else _caller_namespace()
     display = display or make_display(widgets=settings.widgets and not dry_run)
+    function_settings = FunctionSettings(
+        timeout=timeout,
+        memory=memory,
+        ephemeral_storage=ephemeral_storage,
+        environment=dict(env) if isinstance(env, Mapping) else parse_env(env),
+        layers=tuple(layers),
+    )
     _check_options(
         manifest,
         bucket,
@@ -224,8 +269,7 @@ def s3batch(
         report_scope,
         concurrency,
         output_var,
-        timeout=timeout,
-        memory=memory,
+        function=function_settings,
         priority=priority,
     )
     arguments = spec.parse_user_args(user_args)
@@ -262,6 +306,7 @@ def s3batch(
             "payload.bin": snapshot.path,
         }
         package = build_package(files, requirements=req_path)
+    _check_layers(engine_name, endpoint, function_settings.layers, package.unzipped_size)
     store = store or JobStore()
     runner = _engine(engine_name, endpoint, str(staging), store)
     client = runner.storage.client
@@ -282,9 +327,8 @@ def s3batch(
         package,
         code={"S3Bucket": code.bucket, "S3Key": code.key},
         role=lambda_role_arn or LOCAL_ROLE_ARN,
-        timeout=timeout,
-        memory=memory,
-        environment={SIGNING_KEY_ENV: key.hex()},
+        settings=function_settings,
+        extra_env={SIGNING_KEY_ENV: key.hex()},
     )
     report_prefix = staging.join("s3batch-reports").key
     first_line = next((ln.strip() for ln in cell.splitlines() if ln.strip()), "")

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..spec.lambda_function import ZIPPED_LIMIT
 from .aws_calls import error_code
 from .iam import retry_while_role_propagates
-from .lambda_package import ZIPPED_LIMIT
 
 CODE_TAG = "jupyter-remote:code"  # the staged zip's S3 URI (read back by s3control_server)
 _CONFIG_KEYS = ("Role", "Timeout", "MemorySize", "Handler", "Runtime")
+# What UpdateFunctionConfiguration sets when a request's settings differ from the function's.
+_UPDATE_KEYS = (*_CONFIG_KEYS, "Environment", "EphemeralStorage", "Layers")
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,39 @@ def code_sha256(data: bytes) -> str:
 
 
 def _same_config(config: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether GetFunction's ``config`` already has the settings of the request ``wanted``."""
     if any(config.get(k) != wanted.get(k) for k in _CONFIG_KEYS):
         return False
     have = (config.get("Environment") or {}).get("Variables") or {}
-    return have == ((wanted.get("Environment") or {}).get("Variables") or {})
+    if have != ((wanted.get("Environment") or {}).get("Variables") or {}):
+        return False
+    # Lambda reports the default 512 MB even for a function created without the member.
+    storage = (config.get("EphemeralStorage") or {}).get("Size", 512)
+    if storage != (wanted.get("EphemeralStorage") or {}).get("Size", 512):
+        return False
+    layers = [layer["Arn"] for layer in config.get("Layers") or []]
+    return layers == list(wanted.get("Layers") or [])
+
+
+def _update_configuration(lam: Any, name: str, request: dict[str, Any]) -> None:
+    """UpdateFunctionConfiguration to ``request``'s settings, then wait until it is applied.
+
+    A concurrent run may be updating the same function (ResourceConflictException): wait for
+    its update to finish, then apply ours once more.
+    """
+    from botocore.exceptions import ClientError
+
+    fields = {k: request[k] for k in _UPDATE_KEYS if k in request}
+    fields.setdefault("Layers", [])  # a request without layers removes the function's
+    for attempt in range(2):
+        try:
+            lam.update_function_configuration(FunctionName=name, **fields)
+            break
+        except ClientError as exc:
+            if error_code(exc) != "ResourceConflictException" or attempt:
+                raise
+            lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
 
 
 def _published(lam: Any, name: str, sha: str) -> str | None:
@@ -103,24 +134,19 @@ def deploy(
             if error_code(exc) != "ResourceConflictException":  # a concurrent run created it
                 raise
         lam.get_waiter("function_active_v2").wait(FunctionName=name)
-    elif existing.get("CodeSha256") != sha:
-        # Same name means same package hash; a differing zip is a build that is not
-        # byte-reproducible, which must still replace the code.
-        code = (
-            {"ZipFile": zip_bytes}
-            if len(zip_bytes) <= ZIPPED_LIMIT
-            else {k: v for k, v in request["Code"].items()}
-        )
-        lam.update_function_code(FunctionName=name, **code)
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-    elif not _same_config(existing, request):
-        lam.update_function_configuration(
-            FunctionName=name,
-            **{k: request[k] for k in (*_CONFIG_KEYS, "Environment") if k in request},
-        )
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
     else:
-        arn = _published(lam, name, sha)
+        changed = False
+        if existing.get("CodeSha256") != sha:
+            # Same name means same package hash; a differing zip is a build that is not
+            # byte-reproducible, which must still replace the code.
+            code = {"ZipFile": zip_bytes} if len(zip_bytes) <= ZIPPED_LIMIT else request["Code"]
+            lam.update_function_code(FunctionName=name, **code)
+            lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+            changed = True
+        if not _same_config(existing, request):
+            _update_configuration(lam, name, request)
+            changed = True
+        arn = None if changed else _published(lam, name, sha)
         if arn:
             return Deployed(name, arn, created=False)
     version = lam.publish_version(FunctionName=name, CodeSha256=sha)

@@ -33,12 +33,11 @@ from typing import Any
 from ..bundle import _SKIP_DIRS, _ZIP_EPOCH, _file_sha256
 from ..errors import ConfigurationError
 from ..paths import data_dir
+from ..spec.lambda_function import UNZIPPED_LIMIT, FunctionSettings
 
 HANDLER = "jupyter_remote.runtime.lambda_handler.handler"
 JOB_FOLDER = "jupyter_remote_job"
 PLATFORM = "manylinux2014_x86_64"
-ZIPPED_LIMIT = 52_428_800  # CodeSizeZipped: a .zip uploaded directly (aws-contracts.md C.1)
-UNZIPPED_LIMIT = 262_144_000  # CodeSizeUnzipped: code plus layers
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 _STUB = (
@@ -46,9 +45,6 @@ _STUB = (
     "from .runtime.lambda_handler import PermanentFailure, TemporaryFailure\n\n"
     '__all__ = ["PermanentFailure", "TemporaryFailure"]\n'
 )
-MAX_TIMEOUT = 900  # seconds (aws-contracts.md C.1)
-MIN_MEMORY, MAX_MEMORY = 128, 10_240  # MB
-MAX_ENV_BYTES = 4096
 _FORMAT = 1  # bump when the layout changes, so cached packages are not reused
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -192,7 +188,8 @@ def _size(data: bytes | Path) -> int:
     return len(data) if isinstance(data, bytes) else data.stat().st_size
 
 
-def _too_big(what: str, size: int, limit: int) -> ConfigurationError:
+def package_too_big(what: str, size: int, limit: int) -> ConfigurationError:
+    """The error for a package over one of Lambda's limits, with the ways out."""
     return ConfigurationError(
         f"The Lambda package is {size / 1e6:.1f} MB {what}; Lambda accepts at most "
         f"{limit / 1e6:.0f} MB {what}. Make it smaller (fewer or lighter --requirements, smaller "
@@ -237,14 +234,15 @@ def build_package(
 
     ``job_files`` maps names inside ``jupyter_remote_job/`` (``job.json``, ``cell.py``,
     ``payload.bin``) to bytes or paths. Raises :class:`ConfigurationError` for a runtime Lambda
-    lacks, a failed requirements install, or a package over Lambda's size limits.
+    lacks, a failed requirements install, or a package over Lambda's unzipped size limit. A zip
+    over the 50 MB Lambda takes inline is fine: it is deployed from the staging bucket.
     """
     runtime = check_runtime(python)
     req_dir = install_requirements(requirements, python, runner=runner) if requirements else None
     files = package_files(job_files, req_dir)
     unzipped = sum(_size(data) for data in files.values())
     if unzipped > UNZIPPED_LIMIT:
-        raise _too_big("unzipped", unzipped, UNZIPPED_LIMIT)
+        raise package_too_big("unzipped", unzipped, UNZIPPED_LIMIT)
     cache = cache_dir()
     index = cache / "by-input" / f"{_inputs_digest(files)}.json"
     if index.exists():
@@ -258,8 +256,6 @@ def build_package(
     try:
         write_zip(files, tmp)
         size = tmp.stat().st_size
-        if size > ZIPPED_LIMIT:
-            raise _too_big("zipped", size, ZIPPED_LIMIT)
         sha = _file_sha256(tmp)
         path = cache / f"{sha}.zip"
         os.replace(tmp, path)
@@ -275,31 +271,23 @@ def function_config(
     *,
     code: dict[str, Any],
     role: str,
-    timeout: int,
-    memory: int,
-    environment: dict[str, str],
+    settings: FunctionSettings,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The validated ``CreateFunction`` request that deploys ``package`` (``Code`` as given)."""
+    """The validated ``CreateFunction`` request that deploys ``package`` (``Code`` as given).
+
+    ``settings`` must have passed :meth:`FunctionSettings.check`; ``extra_env`` are the variables
+    jupyter-remote adds (the payload signing key).
+    """
     from ..spec.validation import validate_with_botocore
 
-    if not 1 <= timeout <= MAX_TIMEOUT:
-        raise ConfigurationError(f"--timeout must be 1-{MAX_TIMEOUT} seconds, got {timeout}")
-    if not MIN_MEMORY <= memory <= MAX_MEMORY:
-        raise ConfigurationError(f"--memory must be {MIN_MEMORY}-{MAX_MEMORY} MB, got {memory}")
-    env_size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
-    if env_size > MAX_ENV_BYTES:
-        raise ConfigurationError(
-            f"the function's environment variables take {env_size} bytes; Lambda allows 4 KB"
-        )
     request = {
         "FunctionName": package.function_name,
         "Runtime": package.runtime,
         "Handler": package.handler,
         "Role": role,
         "Code": code,
-        "Timeout": timeout,
-        "MemorySize": memory,
-        "Environment": {"Variables": dict(environment)},
+        **settings.request_fields(extra_env),
         "Architectures": ["x86_64"],
         "PackageType": "Zip",
         "Publish": True,

@@ -140,6 +140,13 @@ class S3ControlBackend:
             # EMULATOR CHOICE: an unknown function is refused at CreateJob (AWS fails the job).
             raise S3ControlError("BadRequestException", f"Function not found: {arn}") from exc
         conf = response["Configuration"]
+        if conf.get("Layers"):
+            # Layers would be unpacked under /opt; their content is only reachable on AWS
+            # (moto's Content.Location is not a URL), so such a function cannot run here.
+            raise S3ControlError(
+                "BadRequestException",
+                f"{arn} uses Lambda layers, which this local endpoint cannot fetch or run",
+            )
         data = self._function_zip(response)
         if data is None or code_sha256(data) != conf.get("CodeSha256"):
             raise S3ControlError(
@@ -153,6 +160,7 @@ class S3ControlBackend:
             "Handler": conf["Handler"],
             "Timeout": conf.get("Timeout", 3),
             "MemorySize": conf.get("MemorySize", 128),
+            "EphemeralStorage": conf.get("EphemeralStorage") or {"Size": 512},
             "Environment": {"Variables": (conf.get("Environment") or {}).get("Variables", {})},
             # The supervisor finds the package unpacked by hash; this location is never read.
             "Code": {"S3Bucket": "", "S3Key": ""},

@@ -18,13 +18,11 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..s3uri import S3Uri
+from .lambda_function import DEFAULT_MEMORY, DEFAULT_TIMEOUT  # noqa: F401  (defaults, below)
 from .validation import input_shape, validate_with_botocore
 
 # Defaults of %%s3batch / s3batch(), here so the magic can show them without importing the API.
 DEFAULT_CONCURRENCY = 4
-# Seconds per invocation: Lambda's own default of 3 s is too short for a cell's imports.
-DEFAULT_TIMEOUT = 60
-DEFAULT_MEMORY = 512  # MB
 DEFAULT_PRIORITY = 10
 # Schema 2.0 by default: it carries the bucket name and --user-arg values (1.0 carries neither),
 # and AWS requires it for directory buckets. 1.0 stays available with --schema 1.0.

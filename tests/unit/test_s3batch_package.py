@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,7 @@ import pytest
 from jupyter_remote.engines import lambda_package as pkg
 from jupyter_remote.errors import ConfigurationError
 from jupyter_remote.runtime import payload
+from jupyter_remote.spec.lambda_function import FunctionSettings, parse_env
 
 KEY = b"s" * 32
 
@@ -115,10 +117,6 @@ def test_size_limits_suggest_alternatives(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match="unzipped") as info:
         pkg.build_package(job_files(tmp_path))
     assert "container image" in str(info.value) and "%%remote_process" in str(info.value)
-    monkeypatch.setattr(pkg, "UNZIPPED_LIMIT", 10**9)
-    monkeypatch.setattr(pkg, "ZIPPED_LIMIT", 1000)
-    with pytest.raises(ConfigurationError, match="zipped"):
-        pkg.build_package(job_files(tmp_path, source="# a different cell\n"))
 
 
 def test_requirements_installed_for_lambda_and_cached(tmp_path):
@@ -162,12 +160,68 @@ def test_failed_requirements_install_is_a_clear_error(tmp_path):
         pkg.build_package(job_files(tmp_path), requirements=req, runner=failing)
 
 
-def test_create_function_request_is_valid_and_checked(tmp_path):
+def test_create_function_request_is_valid_and_carries_the_settings(tmp_path):
     built = pkg.build_package(job_files(tmp_path))
     code = {"S3Bucket": "staging", "S3Key": f"lambda/{built.sha256}.zip"}
-    kwargs = dict(code=code, role="arn:aws:iam::000000000000:role/r", memory=512, environment={})
-    request = pkg.function_config(built, timeout=60, **kwargs)
+    layer = "arn:aws:lambda:us-east-1:123456789012:layer:pillow:3"
+    settings = FunctionSettings(
+        timeout=60, memory=1024, ephemeral_storage=2048, environment={"MODE": "x"}, layers=(layer,)
+    )
+    request = pkg.function_config(
+        built,
+        code=code,
+        role="arn:aws:iam::000000000000:role/r",
+        settings=settings,
+        extra_env={"JUPYTER_REMOTE_SIGNING_KEY": "k"},
+    )
     assert request["Handler"] == "jupyter_remote.runtime.lambda_handler.handler"
     assert request["Runtime"] == f"python{pkg.PYTHON}"
-    with pytest.raises(ConfigurationError, match="--timeout"):
-        pkg.function_config(built, timeout=901, **kwargs)
+    assert request["EphemeralStorage"] == {"Size": 2048} and request["Layers"] == [layer]
+    assert request["Environment"]["Variables"] == {"MODE": "x", "JUPYTER_REMOTE_SIGNING_KEY": "k"}
+    assert request["MemorySize"] == 1024 and request["Timeout"] == 60
+
+
+LAYER = "arn:aws:lambda:us-east-1:123456789012:layer:"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (FunctionSettings(timeout=901), "--timeout must be 1-900"),
+        (FunctionSettings(timeout=0), "--timeout"),
+        (FunctionSettings(memory=127), "--memory must be 128-10240"),
+        (FunctionSettings(memory=10_241), "--memory"),
+        (FunctionSettings(ephemeral_storage=511), "--ephemeral-storage"),
+        (FunctionSettings(ephemeral_storage=10_241), "512-10240"),
+        (FunctionSettings(environment={"AWS_REGION": "x"}), "--env AWS_REGION"),
+        (FunctionSettings(environment={"MY_KEY": "x"}), "jupyter-remote"),
+        (FunctionSettings(environment={"1BAD": "x"}), "--env '1BAD'"),
+        (FunctionSettings(environment={"A-B": "x"}), "--env 'A-B'"),
+        (FunctionSettings(layers=("not-an-arn",)), "--layer 'not-an-arn'"),
+        (
+            FunctionSettings(layers=tuple(f"{LAYER}l{i}:1" for i in range(6))),
+            "at most 5",
+        ),
+        (
+            FunctionSettings(layers=(f"{LAYER}l:1",) * 2),
+            "twice",
+        ),
+    ],
+)
+def test_function_settings_outside_lambdas_limits_are_refused(settings, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        settings.check(reserved=["MY_KEY"])
+
+
+def test_function_settings_within_limits_pass_and_env_size_counts_ours():
+    FunctionSettings(
+        timeout=900, memory=10_240, ephemeral_storage=10_240, environment={"Ab": "1"}
+    ).check()
+    assert parse_env(["A=1", "B=x=y", "A=2"]) == {"A": "2", "B": "x=y"}
+    with pytest.raises(ConfigurationError, match="KEY=VALUE"):
+        parse_env(["novalue"])
+    big = FunctionSettings(environment={"BIG": "x" * 4050})
+    big.check()
+    big.request_fields()  # 4053 bytes: fits alone
+    with pytest.raises(ConfigurationError, match="4096"):
+        big.request_fields({"JUPYTER_REMOTE_SIGNING_KEY": "k" * 64})

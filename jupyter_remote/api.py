@@ -89,7 +89,10 @@ class RemoteJob:
         :class:`~jupyter_remote.errors.JobTimeoutError` after ``timeout`` (the job keeps running).
         Ctrl-C stops watching, not the job.
         """
-        display = display or make_display()
+        if display is None:  # a display of our own: it has not been told which job it shows
+            display = make_display()
+            bind_job(display, self)
+            display.started(self.handle, f"following {self.job_id} on {self.engine.name}")
         namespace = user_ns if user_ns is not None else _caller_namespace()
         try:
             status = watch(

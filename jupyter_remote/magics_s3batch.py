@@ -35,6 +35,12 @@ class S3BatchMagics(Magics):
     @argument("--bucket", default=None, help="Process every object of this bucket ...")
     @argument("--prefix", default=None, help="... whose key starts with this prefix.")
     @argument(
+        "--manifest-generator",
+        action="store_true",
+        help="Let the job list --bucket/--prefix itself (CreateJob ManifestGenerator) instead "
+        "of listing it here into a CSV manifest.",
+    )
+    @argument(
         "--concurrency",
         type=int,
         default=DEFAULT_CONCURRENCY,
@@ -182,6 +188,7 @@ class S3BatchMagics(Magics):
             manifest=args.manifest,
             bucket=args.bucket,
             prefix=args.prefix,
+            manifest_generator=args.manifest_generator,
             concurrency=args.concurrency,
             timeout=args.timeout,
             memory=args.memory,

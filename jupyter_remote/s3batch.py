@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .api import _caller_namespace, _engine
 from .config import RemoteSettings, choose_engine, resolve_endpoint, staging_uri
@@ -37,6 +37,7 @@ from .spec.s3batch import (
     DEFAULT_PRIORITY,
     DEFAULT_SCHEMA,
     DEFAULT_TIMEOUT,
+    ManifestLocation,
 )
 
 SIGNING_KEY_ENV = "JUPYTER_REMOTE_SIGNING_KEY"
@@ -73,6 +74,7 @@ def _check_options(
     *,
     function: FunctionSettings,
     priority: int,
+    generator: bool = False,
 ) -> None:
     from .spec.s3batch import MAX_PRIORITY, REPORT_SCOPES, SCHEMAS
 
@@ -82,6 +84,8 @@ def _check_options(
         )
     if prefix and not bucket:
         raise ConfigurationError("--prefix needs --bucket")
+    if generator and not bucket:
+        raise ConfigurationError("--manifest-generator lists --bucket/--prefix; give --bucket")
     if schema not in SCHEMAS:
         raise ConfigurationError(f"--schema must be one of {', '.join(SCHEMAS)}, not {schema!r}")
     if report_scope not in REPORT_SCOPES:
@@ -134,6 +138,55 @@ def _check_layers(engine_name: str, endpoint: Any, layers: tuple[str, ...], unzi
             f"({(total - unzipped) / 1e6:.1f} MB zipped, so at least that unzipped) exceed the "
             f"{UNZIPPED_LIMIT / 1e6:.0f} MB Lambda allows for code plus layers"
         )
+
+
+class _Objects(NamedTuple):
+    """What a job runs over: a manifest object or a generator, the count if known, in words."""
+
+    location: ManifestLocation | None
+    generator: dict[str, Any] | None
+    count: int | None
+    text: str
+
+
+def _objects(
+    runner: Any,
+    staging: S3Uri,
+    job_id: str,
+    *,
+    manifest: str | None,
+    bucket: str | None,
+    prefix: str | None,
+    generator: bool,
+    dry_run: bool,
+) -> _Objects:
+    """Locate ``--manifest``, or list ``--bucket/--prefix`` into one (or leave that to the job)."""
+    from .s3batch_manifest import generate_manifest, locate_manifest
+
+    client = runner.storage.client
+    if manifest:
+        location = locate_manifest(client, S3Uri.parse(manifest, what="--manifest"))
+        return _Objects(location, None, None, f"the objects of {manifest}")
+    source = S3Uri.parse(f"s3://{bucket}/{prefix or ''}", what="--bucket/--prefix")
+    if generator:
+        from .s3batch_generator import generator_request
+
+        request = generator_request(
+            source_bucket=source.bucket,
+            prefix=source.key,
+            output_bucket=staging.bucket,
+            output_prefix=staging.join("s3batch-manifests").key,
+        )
+        count = None
+        if dry_run:  # the cost estimate needs a count: list, write nothing
+            dest = staging.join("s3batch-manifests", f"{job_id}.csv")
+            count = generate_manifest(client, source, dest, upload=False)[1]
+        return _Objects(None, request, count, f"the objects under {source} (listed by the job)")
+    if not dry_run:
+        runner.storage.ensure_bucket(staging.bucket)
+    dest = staging.join("s3batch-manifests", f"{job_id}.csv")
+    location, count = generate_manifest(client, source, dest, upload=not dry_run)
+    return _Objects(location, None, count, f"{count:,} objects of {source}")
 
 
 def _entry_point(cell: str) -> str:
@@ -204,6 +257,7 @@ def s3batch(
     manifest: str | None = None,
     bucket: str | None = None,
     prefix: str | None = None,
+    manifest_generator: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: int = DEFAULT_TIMEOUT,
     memory: int = DEFAULT_MEMORY,
@@ -233,20 +287,20 @@ def s3batch(
     """Run the cell's ``process(bucket, key)`` over every object of a manifest; see ``%%s3batch?``.
 
     Objects come from ``manifest`` (an S3 URI of a CSV manifest) or from listing ``bucket``
-    under ``prefix``. With ``wait`` (the default) this follows the job and stores the report
-    table in ``output_var``; with ``confirm`` the job waits, Suspended, for
-    :meth:`S3BatchJob.confirm`. ``lambda_role`` (the function's execution role) and
-    ``batch_role`` (the role S3 Batch Operations assumes) are names or ARNs; each one left out
-    is created, scoped to the job, by the ``s3batch`` engine. ``settings.role`` is never used
-    here: one role cannot be trusted by both Lambda and S3 Batch Operations. ``tags`` are
-    ``K=V`` job tags. ``timeout``, ``memory``, ``ephemeral_storage`` (MB of ``/tmp``), ``env``
-    (``K=V`` strings or a mapping) and ``layers`` (layer version ARNs, AWS only) configure the
-    function. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
+    under ``prefix``: here, or with ``manifest_generator`` by the job itself (CreateJob
+    ``ManifestGenerator``; the list it made is kept in the staging prefix). With ``wait`` (the
+    default) this follows the job and stores the report table in ``output_var``; with
+    ``confirm`` the job waits, Suspended, for :meth:`S3BatchJob.confirm`. ``lambda_role`` (the
+    function's execution role) and ``batch_role`` (the role S3 Batch Operations assumes) are
+    names or ARNs; each one left out is created, scoped to the job, by the ``s3batch`` engine.
+    ``settings.role`` is never used here: one role cannot be trusted by both Lambda and S3 Batch
+    Operations. ``tags`` are ``K=V`` job tags. ``timeout``, ``memory``, ``ephemeral_storage``
+    (MB of ``/tmp``), ``env`` (``K=V`` strings or a mapping) and ``layers`` (layer version ARNs,
+    AWS only) configure the function. Returns the :class:`S3BatchJob`, or with ``dry_run`` the
     ``{"CreateJob": ..., "CreateFunction": ...}`` requests.
     """
     from .engines.lambda_package import PYTHON, build_package, function_config
     from .engines.local import LOCAL_ROLE_ARN
-    from .s3batch_manifest import generate_manifest, locate_manifest
     from .snapshot import capture
     from .spec import s3batch as spec
     from .storage import check_local_path
@@ -271,6 +325,7 @@ def s3batch(
         output_var,
         function=function_settings,
         priority=priority,
+        generator=manifest_generator,
     )
     arguments = spec.parse_user_args(user_args)
     if arguments and schema != "2.0":
@@ -311,14 +366,17 @@ def s3batch(
     runner = _engine(engine_name, endpoint, str(staging), store)
     client = runner.storage.client
     job_id = str(uuid.uuid4())
-    if manifest:
-        location, count = locate_manifest(client, S3Uri.parse(manifest, what="--manifest")), None
-    else:
-        source = S3Uri.parse(f"s3://{bucket}/{prefix or ''}", what="--bucket/--prefix")
-        if not dry_run:
-            runner.storage.ensure_bucket(staging.bucket)
-        dest = staging.join("s3batch-manifests", f"{job_id}.csv")
-        location, count = generate_manifest(client, source, dest, upload=not dry_run)
+    objects = _objects(
+        runner,
+        staging,
+        job_id,
+        manifest=manifest,
+        bucket=bucket,
+        prefix=prefix,
+        generator=manifest_generator,
+        dry_run=dry_run,
+    )
+    location, count = objects.location, objects.count
     account = _account(engine_name, endpoint)
     region = endpoint.region or "us-east-1"
     code = staging.join("lambda", f"{package.sha256}.zip")
@@ -336,6 +394,7 @@ def s3batch(
         account_id=account,
         function_arn=package.function_arn(region, account),
         manifest=location,
+        manifest_generator=objects.generator,
         report_bucket=staging.bucket,
         report_prefix=report_prefix,
         role_arn=batch_role_arn or LOCAL_ROLE_ARN,
@@ -356,6 +415,7 @@ def s3batch(
             if count is None:  # a given manifest: its rows are the tasks
                 from .s3batch_manifest import count_rows, iter_lines
 
+                assert location is not None  # only a generator job counts nothing up front
                 uri = location.uri
                 count = count_rows(
                     iter_lines(client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"])
@@ -396,12 +456,9 @@ def s3batch(
     handle = runner.submit(record)
     job = S3BatchJob(runner, handle, record)
     bind_job(display, job)
-    objects = (
-        f"{count:,} objects of {source}" if count is not None else f"the objects of {manifest}"
-    )
     display.started(
         handle,
-        f"{job_id}: {entry}() over {objects}, {concurrency} at a time, timeout {timeout} s, "
+        f"{job_id}: {entry}() over {objects.text}, {concurrency} at a time, timeout {timeout} s, "
         f"on {engine_name} (Lambda package {package.size / 1e6:.1f} MB, {package.function_name})",
     )
     if confirm:

@@ -164,7 +164,7 @@ class S3BatchJob(RemoteJob):
         from .jobstore import JobRecord
         from .s3batch_manifest import encode_key
         from .s3uri import S3Uri
-        from .spec.s3batch import validate_create_job_request
+        from .spec.s3batch import MANIFEST_CSV, validate_create_job_request
 
         unknown = sorted(set(overrides) - _RERUN_OPTIONS)
         if unknown:
@@ -173,7 +173,13 @@ class S3BatchJob(RemoteJob):
         if not failed:
             raise JupyterRemoteError(f"job {self.job_id} has no failed tasks to re-run")
         request = copy.deepcopy(self.record.request)
-        fields = list(request["Manifest"]["Spec"]["Fields"])
+        # A ManifestGenerator job re-runs over a manifest of its failed rows like any other.
+        request.pop("ManifestGenerator", None)
+        spec = (request.get("Manifest") or {}).get("Spec") or {
+            "Format": MANIFEST_CSV,
+            "Fields": ["Bucket", "Key"],
+        }
+        fields = list(spec["Fields"])
         if any(row.get("version") for row in failed) and "VersionId" not in fields:
             fields.append("VersionId")
         out = io.StringIO()
@@ -190,12 +196,11 @@ class S3BatchJob(RemoteJob):
         dest = staging.join("s3batch-manifests", f"{job_id}.csv")
         client = self.engine.storage.client
         put = client.put_object(Bucket=dest.bucket, Key=dest.key, Body=out.getvalue().encode())
-        location = request["Manifest"]["Location"]
-        partition_prefix = location["ObjectArn"].split(":::", 1)[0]
+        arn_prefix = request["Report"]["Bucket"].split(":::", 1)[0]  # arn:<partition>:s3
         request["Manifest"] = {
-            "Spec": dict(request["Manifest"]["Spec"], Fields=fields),
+            "Spec": dict(spec, Fields=fields),
             "Location": {
-                "ObjectArn": f"{partition_prefix}:::{dest.bucket}/{dest.key}",
+                "ObjectArn": f"{arn_prefix}:::{dest.bucket}/{dest.key}",
                 "ETag": put["ETag"].strip('"'),
             },
         }

@@ -49,7 +49,6 @@ def submit(engine: Any, handle: JobHandle, request: dict[str, Any]) -> JobHandle
         "ConfirmationRequired": bool(request.get("ConfirmationRequired")),
         "JobArn": arn,
         "Status": "New",
-        "Manifest": request.get("Manifest"),
         "Operation": request["Operation"],
         "Priority": request["Priority"],
         "ProgressSummary": {
@@ -63,8 +62,9 @@ def submit(engine: Any, handle: JobHandle, request: dict[str, Any]) -> JobHandle
         "CreationTime": now_iso(),
         "RoleArn": request["RoleArn"],
     }
-    if request.get("Description"):
-        status["Description"] = request["Description"]
+    for member in ("Manifest", "ManifestGenerator", "Description"):  # echoed when given
+        if request.get(member):
+            status[member] = request[member]
     write_json(jobdir / "status.json", status)
     pid = spawn_detached("jupyter_remote.engines.local_s3batch", jobdir)
     handle.data.update(jobdir=str(jobdir), pid=pid, arn=arn)

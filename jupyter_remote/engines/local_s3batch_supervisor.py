@@ -128,15 +128,22 @@ class Supervisor:
             )
         return response["Body"]
 
+    @property
+    def generated(self) -> Path | None:
+        """Where a ManifestGenerator job keeps its generated rows (None for a Manifest job)."""
+        return self.jobdir / "generated.csv" if "ManifestGenerator" in self.request else None
+
+    def open_manifest(self) -> Any:
+        """The manifest's rows as a byte stream: the generated list, or the manifest object."""
+        if self.generated is not None:
+            return open(self.generated, "rb")
+        return self.manifest_body()
+
     def check_request(self) -> None:
         """Refuse what the local engine cannot run, as a job failure with the reason."""
         if not self.invoke:
             raise JobFailure("UnsupportedOperation", "the local engine runs LambdaInvoke jobs only")
-        if "Manifest" not in self.request:
-            raise JobFailure(
-                "UnsupportedManifest", "the local engine needs a Manifest, not a ManifestGenerator"
-            )
-        fmt = self.request["Manifest"]["Spec"]["Format"]
+        fmt = (self.request.get("Manifest") or {}).get("Spec", {}).get("Format", MANIFEST_CSV)
         if fmt != MANIFEST_CSV:
             raise JobFailure(
                 "UnsupportedManifest", f"the local engine reads {MANIFEST_CSV} manifests, not {fmt}"
@@ -197,13 +204,29 @@ class Supervisor:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def prepare(self) -> int:
-        """Preparing: check the request and manifest, count the tasks."""
+        """Preparing: check the request, read (or generate) the manifest, count the tasks."""
         self.check_request()
+        if self.generated is not None:
+            return self.generate(self.generated)
         body = self.manifest_body()
         try:
             return count_rows(iter_lines(body))
         finally:
             body.close()
+
+    def generate(self, dest: Path) -> int:
+        """Run the ManifestGenerator into ``dest``; publish it when asked; the task count."""
+        from ..s3batch_generator import GeneratorError, generate, publish_generated
+
+        generator = self.request["ManifestGenerator"]
+        try:
+            count = generate(self.client, generator, dest)
+            descriptor = publish_generated(self.client, generator, dest, job_id=self.job_id)
+        except GeneratorError as exc:
+            raise JobFailure(exc.code, exc.reason) from exc
+        if descriptor:
+            self.set_status(GeneratedManifestDescriptor=descriptor)
+        return count
 
     def await_confirmation(self) -> bool:
         """Suspended until UpdateJobStatus(Ready); False when cancelled instead."""
@@ -247,7 +270,7 @@ class Supervisor:
         """Active: run every task; return Complete, Failed (threshold) or Cancelled."""
         pool = self.pool(self.task_root())
         try:
-            body = self.manifest_body()  # read again, streamed; the ETag is checked again
+            body = self.open_manifest()  # read again, streamed; an object's ETag again checked
             try:
                 state = self.tasks.run(
                     iter_lines(body), pool, cancelled=self.stop_requested, tick=self.tick

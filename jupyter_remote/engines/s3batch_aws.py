@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..s3uri import S3Uri
@@ -42,6 +42,36 @@ def strip_account_prefix(request: Any, **_: Any) -> None:
     label, _, rest = parts.netloc.partition(".")
     if label.isdigit() and len(label) == 12 and rest:
         request.url = parts._replace(netloc=rest).geturl()
+
+
+class _Sources(NamedTuple):
+    """Where a CreateJob request's objects come from, for the roles' policies."""
+
+    bucket: str  # the bucket the manifest or the generator names
+    manifest: S3Uri | None  # the manifest object (a Manifest job)
+    listed: str | None  # the bucket a ManifestGenerator lists
+    generated: str | None  # bucket/prefix where the generated list is written
+
+    @property
+    def manifest_path(self) -> str | None:
+        """``bucket/key`` of the manifest object, if there is one."""
+        return f"{self.manifest.bucket}/{self.manifest.key}" if self.manifest else None
+
+
+def _sources(request: dict[str, Any]) -> _Sources:
+    from ..spec.s3batch import bucket_from_arn
+
+    if "Manifest" in request:
+        arn = request["Manifest"]["Location"]["ObjectArn"]
+        uri = S3Uri.parse("s3://" + arn.split(":::", 1)[1])
+        return _Sources(uri.bucket, uri, None, None)
+    generator = request["ManifestGenerator"]["S3JobManifestGenerator"]
+    source = bucket_from_arn(generator["SourceBucket"])
+    output = generator.get("ManifestOutputLocation") if generator["EnableManifestOutput"] else None
+    generated = None
+    if output:
+        generated = f"{bucket_from_arn(output['Bucket'])}/{output.get('ManifestPrefix', '')}"
+    return _Sources(source, None, source, generated)
 
 
 def _jsonable(value: Any) -> Any:
@@ -92,14 +122,13 @@ class S3BatchEngine(Engine):
         function = dict(handle.data["function"])
         job_role_fresh = False
         lambda_role_fresh = False
-        manifest = request["Manifest"]["Location"]
-        manifest_uri = S3Uri.parse("s3://" + manifest["ObjectArn"].split(":::", 1)[1])
+        sources = _sources(request)
         report = request["Report"]
         report_bucket = report["Bucket"].split(":::", 1)[-1]
         if function.get("Role") in (None, "", LOCAL_ROLE_ARN):
             from .s3batch_iam import LAMBDA_PRINCIPAL, LAMBDA_ROLE, ensure_role, lambda_statements
 
-            buckets = {manifest_uri.bucket, report_bucket, *handle.data.get("buckets", [])}
+            buckets = {sources.bucket, report_bucket, *handle.data.get("buckets", [])}
             function["Role"], lambda_role_fresh = ensure_role(
                 self.client("iam"),
                 role_name=LAMBDA_ROLE,
@@ -128,10 +157,12 @@ class S3BatchEngine(Engine):
                 request["Operation"]["LambdaInvoke"], FunctionArn=deployed.version_arn
             )
         }
-        head = self.storage.client.head_object(Bucket=manifest_uri.bucket, Key=manifest_uri.key)
-        job["Manifest"] = dict(
-            request["Manifest"], Location=dict(manifest, ETag=head["ETag"].strip('"'))
-        )
+        if sources.manifest is not None:
+            uri, location = sources.manifest, request["Manifest"]["Location"]
+            head = self.storage.client.head_object(Bucket=uri.bucket, Key=uri.key)
+            job["Manifest"] = dict(
+                request["Manifest"], Location=dict(location, ETag=head["ETag"].strip('"'))
+            )
         if request.get("RoleArn") in (None, "", LOCAL_ROLE_ARN):
             from .s3batch_iam import BATCH_PRINCIPAL, BATCH_ROLE, batch_statements, ensure_role
 
@@ -141,7 +172,10 @@ class S3BatchEngine(Engine):
                 principal=BATCH_PRINCIPAL,
                 statements=batch_statements(
                     function_arn=deployed.version_arn,
-                    manifest=f"{manifest_uri.bucket}/{manifest_uri.key}",
+                    manifest=sources.manifest
+                    and f"{sources.manifest.bucket}/{sources.manifest.key}",
+                    source_bucket=sources.listed,
+                    generated_prefix=sources.generated,
                     report_bucket=report_bucket,
                     report_prefix=report.get("Prefix", ""),
                     partition=partition,

@@ -59,31 +59,66 @@ def lambda_statements(
 
 
 def batch_statements(
-    *, function_arn: str, manifest: str, report_bucket: str, report_prefix: str, partition: str
+    *,
+    function_arn: str,
+    manifest: str | None,
+    report_bucket: str,
+    report_prefix: str,
+    partition: str,
+    source_bucket: str | None = None,
+    generated_prefix: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What the job may do: invoke this function, read the manifest, write the report."""
+    """What the job may do: invoke this function, read the manifest, write the report.
+
+    A ManifestGenerator job has no ``manifest``: it lists ``source_bucket`` and writes the list
+    it made under ``generated_prefix`` (``bucket/prefix``) instead.
+    """
     unqualified = function_arn.rsplit(":", 1)[0] if function_arn.count(":") > 6 else function_arn
     prefix = report_prefix.strip("/")
-    return [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "Invoke",
             "Effect": "Allow",
             "Action": ["lambda:InvokeFunction"],
             "Resource": [unqualified, f"{unqualified}:*"],
         },
-        {
-            "Sid": "Manifest",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": [_s3(partition, manifest)],
-        },
+    ]
+    if manifest:
+        statements.append(
+            {
+                "Sid": "Manifest",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": [_s3(partition, manifest)],
+            }
+        )
+    if source_bucket:
+        statements.append(
+            {
+                "Sid": "GenerateList",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+                "Resource": [_s3(partition, source_bucket)],
+            }
+        )
+    if generated_prefix:
+        statements.append(
+            {
+                "Sid": "GenerateWrite",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [_s3(partition, f"{generated_prefix.strip('/')}/*")],
+            }
+        )
+    statements.append(
         {
             "Sid": "Report",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": [_s3(partition, f"{report_bucket}/{prefix}/*".replace("//", "/"))],
-        },
-    ]
+        }
+    )
+    return statements
 
 
 def merge_statements(

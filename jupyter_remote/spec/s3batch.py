@@ -120,7 +120,7 @@ def build_create_job_request(
     *,
     account_id: str,
     function_arn: str,
-    manifest: ManifestLocation,
+    manifest: ManifestLocation | None,
     report_bucket: str,
     report_prefix: str,
     role_arn: str,
@@ -132,14 +132,16 @@ def build_create_job_request(
     user_arguments: dict[str, str] | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    manifest_generator: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return a validated ``CreateJob`` request dict for a LambdaInvoke job."""
+    """Return a validated ``CreateJob`` request dict for a LambdaInvoke job.
+
+    The objects come from ``manifest`` or, with ``manifest`` None, from ``manifest_generator``
+    (a ``JobManifestGenerator``, see :func:`jupyter_remote.s3batch_generator.generator_request`).
+    """
     invoke: dict[str, Any] = {"FunctionArn": function_arn, "InvocationSchemaVersion": schema}
     if user_arguments:
         invoke["UserArguments"] = dict(user_arguments)
-    location: dict[str, Any] = {"ObjectArn": object_arn(manifest.uri), "ETag": manifest.etag}
-    if manifest.version_id:
-        location["ObjectVersionId"] = manifest.version_id
     report: dict[str, Any] = {
         "Bucket": bucket_arn(report_bucket),
         "Format": REPORT_FORMAT,
@@ -155,13 +157,19 @@ def build_create_job_request(
         "Operation": {"LambdaInvoke": invoke},
         "Report": report,
         "ClientRequestToken": client_request_token,
-        "Manifest": {
-            "Spec": {"Format": MANIFEST_CSV, "Fields": list(manifest.fields)},
-            "Location": location,
-        },
         "Priority": priority,
         "RoleArn": role_arn,
     }
+    if manifest is not None:
+        location: dict[str, Any] = {"ObjectArn": object_arn(manifest.uri), "ETag": manifest.etag}
+        if manifest.version_id:
+            location["ObjectVersionId"] = manifest.version_id
+        request["Manifest"] = {
+            "Spec": {"Format": MANIFEST_CSV, "Fields": list(manifest.fields)},
+            "Location": location,
+        }
+    if manifest_generator is not None:
+        request["ManifestGenerator"] = manifest_generator
     if description:
         request["Description"] = description[:256]
     if tags:

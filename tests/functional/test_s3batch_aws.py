@@ -648,3 +648,36 @@ def test_layers_are_checked_before_anything_is_uploaded(aws, store):
     with pytest.raises(ConfigurationError, match="--ephemeral-storage"):
         _run(store, "layers/", cell=cell, ephemeral_storage=100)
     assert _staged_objects(aws["s3"]) == before and store.list() == []
+
+
+def test_manifest_generator_job_lists_the_bucket_on_the_endpoint(aws, store):
+    from jupyter_remote.engines.s3batch_iam import BATCH_ROLE
+    from jupyter_remote.spec.validation import validate_with_botocore
+    from jupyter_remote.storage import make_client
+
+    s3 = aws["s3"]
+    keys = ["mgen/a.txt", "mgen/sub/b c.txt"]
+    for key in [*keys, "mgen/folder/", "other/x.txt"]:
+        s3.put_object(Bucket="photos", Key=key, Body=b"" if key.endswith("/") else b"pix")
+    job, namespace = _run(store, "mgen/", manifest_generator=True)
+    assert sorted(namespace["table"]["key"]) == sorted(keys)  # no marker, nothing outside
+    request = job.handle.data["create_job"]
+    validate_with_botocore("s3control", "CreateJob", request)
+    assert "Manifest" not in request
+    generator = request["ManifestGenerator"]["S3JobManifestGenerator"]
+    assert generator["SourceBucket"] == "arn:aws:s3:::photos"
+
+    raw = job.status().raw  # DescribeJob over HTTP, parsed by boto3
+    descriptor = raw["GeneratedManifestDescriptor"]
+    assert descriptor["Format"] == "S3InventoryReport_CSV_20211130"
+    assert raw["ManifestGenerator"]["S3JobManifestGenerator"]["SourceBucket"] == (
+        "arn:aws:s3:::photos"
+    )
+    statements = {s["Sid"]: s for s in _statements(make_client(aws["endpoint"], "iam"), BATCH_ROLE)}
+    assert "arn:aws:s3:::photos" in statements["GenerateList"]["Resource"]
+    output = generator["ManifestOutputLocation"]
+    bucket = output["Bucket"].split(":::", 1)[1]
+    assert (
+        f"arn:aws:s3:::{bucket}/{output['ManifestPrefix']}/*"
+        in (statements["GenerateWrite"]["Resource"])
+    )

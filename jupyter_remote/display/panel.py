@@ -22,9 +22,9 @@ from collections.abc import Callable, MutableMapping
 from types import SimpleNamespace
 from typing import Any
 
-from ..engines.base import JobHandle, JobStatus
+from ..engines.base import S3BATCH, JobHandle, JobStatus
 from ..monitor import watch
-from . import kernel
+from . import bind_job, follow_in_background, kernel
 from .logtext import log_html
 from .panel_actions import download_report, find_job, read_full_log
 from .panel_state import DETACHED, DONE, ENDED, FOLLOWING, PREPARING, WAITING, PanelState
@@ -36,6 +36,7 @@ BUSY_TIP = (
 )
 FULL_LOG_LINES = 20_000
 FULL_LOG_REDRAW = 5.0  # seconds between redraws of the whole log while it grows
+RERUN_SUBMITTING = "submitting"  # Re-run failed was clicked; the new job is not submitted yet
 
 
 # The panel following each job in this kernel: a newer panel of the same job takes over.
@@ -90,6 +91,9 @@ class JobPanel:
         self._full_log: deque[str] | None = None
         self._full_drawn = float("-inf")
         self._confirming = False
+        self._poll_interval = 1.0
+        self._rerun = ""  # "", RERUN_SUBMITTING, or the id of the job Re-run failed submitted
+        self.rerun_panel: JobPanel | None = None  # the panel of that job, shown under this one
         self._finalized = False
         self._hooked = False  # whether the end of the showing cell settles the panel
         self.settled = threading.Event()  # set once the panel drew its final state
@@ -149,6 +153,7 @@ class JobPanel:
         The write-back runs on the kernel's main thread between cells, never inside one.
         """
         self.bind(job)
+        self._poll_interval = poll_interval
         with self._lock:
             self.state.mode = FOLLOWING
             self.state.writes_back = user_ns is not None
@@ -302,6 +307,7 @@ class JobPanel:
             on_detach=self._guard("Detach", self.detach),
             on_confirm=self._guard("Confirm", self._confirm),
             on_report=self._guard("Download report", self._report),
+            on_rerun=self._guard("Re-run", self._rerun_failed),
             on_show_all=self._guard("Show all", self._toggle_full_log),
         )
         return self._w
@@ -362,6 +368,13 @@ class JobPanel:
 
         submitted = bool(st.job_id)
         confirmable = job is not None and callable(getattr(job, "confirm", None))
+        if self._rerun == RERUN_SUBMITTING:
+            rerun_tip = "Submitting a job over the failed tasks…"
+        elif self._rerun:
+            rerun_tip = f"Re-run as {self._rerun}: its panel is below"
+        else:
+            # Not the busy tip: while the cell waits the job runs, and running is the reason.
+            rerun_tip = st.rerun_blocker()
         return {
             "stop": (submitted and not st.terminal and has("stop"), busy, tip or "Stop the job"),
             "detach": (
@@ -380,6 +393,11 @@ class JobPanel:
                 and any(callable(getattr(job, n, None)) for n in ("download_report", "table")),
                 False,
                 "Save the completion report as CSV in the notebook's folder",
+            ),
+            "rerun": (
+                submitted and st.kind == S3BATCH and has("rerun_failed"),
+                bool(rerun_tip),
+                rerun_tip or "Submit a new job over the failed tasks only (its panel shows below)",
             ),
             "show_all": (submitted, busy, tip or "Show the whole log"),
         }
@@ -418,6 +436,68 @@ class JobPanel:
 
     def _report(self) -> None:
         self.message(download_report(self.resolve_job()))
+
+    def _rerun_failed(self) -> None:
+        with self._lock:
+            if self._rerun:  # clicked again before the button was drawn disabled
+                return
+            blocker = self.state.rerun_blocker()
+            if not blocker:
+                self._rerun = RERUN_SUBMITTING
+        if blocker:
+            self.message(f"Re-run: {blocker}.")
+            return
+        self.message(f"Re-running the failed tasks of {self.state.job_id}: submitting…")
+        # Reading the report and submitting take a while (on AWS, seconds): not in the handler,
+        # which runs on the kernel's message loop.
+        threading.Thread(
+            target=self._submit_rerun,
+            name=f"jupyter-remote-rerun-{self.state.job_id}",
+            daemon=True,
+        ).start()
+
+    def _submit_rerun(self) -> None:
+        try:
+            job = self.resolve_job()
+            new = job.rerun_failed()
+        except Exception as exc:
+            with self._lock:
+                self._rerun = ""  # nothing was submitted: the button may be clicked again
+            self.message(f"Re-run failed: {type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            self._rerun = new.job_id
+        try:
+            self._show_rerun(job, new)
+        except Exception as exc:
+            self.message(
+                f"Re-run submitted as {new.job_id}, but its panel failed: "
+                f"{type(exc).__name__}: {exc}"
+            )
+        # The line naming the new job belongs in the text form the notebook saves.
+        if self._display_handle is not None:
+            with contextlib.suppress(Exception):
+                self._display_handle.update(self._view)
+
+    def _show_rerun(self, job: Any, new: Any) -> None:
+        # The click came through a widget message, which no output area listens to: a panel
+        # displayed from here would show nowhere, so the new job's panel goes inside this one.
+        child = JobPanel(show=self._adopt)
+        self.rerun_panel = child
+        bind_job(child, new)
+        child.started(new.handle, f"{new.job_id}: the failed tasks of {job.job_id} again")
+        var = getattr(new, "output_var", None) or ""
+        child.message(
+            f"Submitted {new.job_id}, a re-run of the failed tasks of {job.job_id}; not waiting. "
+            f"jupyter_remote.attach({new.job_id!r}) waits for it"
+            + (f" and stores its table in {var}." if var else ".")
+        )
+        follow_in_background(child, new, poll_interval=self._poll_interval)
+        self.message(f"Re-running the failed tasks of {job.job_id} as {new.job_id} (panel below).")
+
+    def _adopt(self, view: _View) -> None:
+        reruns = self._ensure_widgets().reruns
+        reruns.children = (*reruns.children, view.panel.widget)
 
     def _toggle_full_log(self) -> None:
         if self._full_log is not None:

@@ -157,6 +157,16 @@ class PanelState:
             parts.append(f'<span class="jr-hint" style="opacity:0.7">{html.escape(hint)}</span>')
         return '<span class="jr-status-line">' + " · ".join(parts) + "</span>"
 
+    def rerun_blocker(self) -> str:
+        """Why the failed tasks of this S3 Batch job cannot be re-run now ("" when they can)."""
+        if not self.terminal:
+            return "The job has not ended yet: its failed tasks can be re-run once it has"
+        # A task that failed has run, and a job that ran a task writes its completion report
+        # whether it ended Complete, Failed or Cancelled: the report the re-run is built from.
+        if int(self.progress.get("failed") or 0) <= 0:
+            return "No task failed: there is nothing to re-run"
+        return ""
+
     def hint(self) -> str:
         """A short line saying what the buttons (or the kernel) can do now."""
         if self.mode == WAITING and not self.terminal:

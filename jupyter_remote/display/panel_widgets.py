@@ -31,9 +31,13 @@ def build_panel_widgets(
     on_detach: Handler,
     on_confirm: Handler,
     on_report: Handler,
+    on_rerun: Handler,
     on_show_all: Handler,
 ) -> SimpleNamespace:
-    """Create the panel's widgets; CSS classes (``jr-*``) name the parts for tests and styles."""
+    """Create the panel's widgets; CSS classes (``jr-*``) name the parts for tests and styles.
+
+    ``reruns`` holds the panels of the jobs that Re-run failed submitted, under this one.
+    """
     header = w.HTML()
     header.add_class("jr-header")
     status = w.HTML()
@@ -48,6 +52,7 @@ def build_panel_widgets(
     detach = _button("Detach", "unlink", "", on_detach, "jr-detach")
     confirm = _button("Confirm", "check", "success", on_confirm, "jr-confirm")
     report = _button("Download report", "download", "", on_report, "jr-report")
+    rerun = _button("Re-run failed", "redo", "warning", on_rerun, "jr-rerun")
     show_all = _button("Show all", "align-justify", "", on_show_all, "jr-show-all")
     confirm_text = w.HTML()
     stop_yes = _button("Stop the job", "stop", "danger", on_stop_yes, "jr-stop-yes")
@@ -56,14 +61,17 @@ def build_panel_widgets(
     stop_no.layout.display = ""
     confirm_bar = w.HBox([confirm_text, stop_yes, stop_no], layout=w.Layout(display="none"))
     confirm_bar.add_class("jr-stop-confirm")
+    reruns = w.VBox()
+    reruns.add_class("jr-reruns")
     box = w.VBox(
         [
             header,
             w.HBox([bar, status], layout=w.Layout(align_items="center")),
             log,
             messages,
-            w.HBox([stop, detach, confirm, report, show_all]),
+            w.HBox([stop, detach, confirm, report, rerun, show_all]),
             confirm_bar,
+            reruns,
         ],
         layout=w.Layout(
             border="1px solid var(--jp-border-color2, #ccc)", padding="4px 8px", width="100%"
@@ -81,9 +89,11 @@ def build_panel_widgets(
         detach=detach,
         confirm=confirm,
         report=report,
+        rerun=rerun,
         show_all=show_all,
         confirm_text=confirm_text,
         stop_yes=stop_yes,
         stop_no=stop_no,
         confirm_bar=confirm_bar,
+        reruns=reruns,
     )

@@ -83,3 +83,62 @@ def test_no_wait_panel_keeps_the_kernel_free_then_attach_writes_back():
     plain = nb.cells[12]
     assert not any(WIDGET_VIEW in o.get("data", {}) for o in plain.outputs)
     assert "written back: z" in _text(plain)
+
+
+RERUN_CELLS = [
+    "%load_ext jupyter_remote\nimport contextlib, jupyter_remote\n"
+    "from jupyter_remote.s3batch_manifest import encode_key\n"
+    "client = jupyter_remote.s3_client()\n"
+    "for name in ('photos', 'batch'):\n"
+    "    with contextlib.suppress(\n"
+    "        client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists\n"
+    "    ):\n"
+    "        client.create_bucket(Bucket=name)\n"
+    "keys = ['nb-rr/ok.txt', 'nb-rr/gone 1.txt', 'nb-rr/gone+2.txt']\n"
+    "client.put_object(Bucket='photos', Key=keys[0], Body=b'x')\n"
+    "rows = ''.join(f'photos,{encode_key(k)}\\n' for k in keys)\n"
+    "client.put_object(Bucket='batch', Key='nb-rr.csv', Body=rows.encode())",
+    "%%s3batch --manifest s3://batch/nb-rr.csv --no-wait\nimport boto3\ns3 = boto3.client('s3')\n"
+    "def process(bucket, key):\n"
+    "    return len(s3.get_object(Bucket=bucket, Key=key)['Body'].read())\n",
+    # The panel %%s3batch showed: clicked here as the frontend would, in a cell of its own.
+    "import time\njob = _\nfrom jupyter_remote.display.panel import _FOLLOWING\n"
+    "panel = _FOLLOWING[job.job_id]\nassert panel.settled.wait(60)\n"
+    "print('failed:', panel.state.progress['failed'], 'enabled:', not panel._w.rerun.disabled)\n"
+    "for key in keys[1:]:\n    client.put_object(Bucket='photos', Key=key, Body=b'yy')\n"
+    "panel._w.rerun.click()\npanel._w.rerun.click()\n"
+    "print('disabled after the click:', panel._w.rerun.disabled)\n"
+    "deadline = time.monotonic() + 60\n"
+    "while panel.rerun_panel is None and time.monotonic() < deadline:\n    time.sleep(0.1)\n"
+    "assert panel.rerun_panel.settled.wait(60)\nnew = panel.rerun_panel.job\n"
+    "print('new job:', new.job_id)\n"
+    "print('ran:', panel.rerun_panel.state.state, sorted(new.table().key))",
+]
+
+
+@pytest.mark.timeout(180)
+def test_rerun_failed_button_in_a_real_kernel_shows_the_new_job_inside_the_panel():
+    from jupyter_remote.jobstore import JobStore
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in RERUN_CELLS])
+    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True).execute()
+    text = _text(nb.cells[2])
+    assert "failed: 2 enabled: True" in text
+    assert "disabled after the click: True" in text
+    assert "ran: Complete ['nb-rr/gone 1.txt', 'nb-rr/gone+2.txt']" in text
+    new_id = text.split("new job: ", 1)[1].split()[0]
+    old_id = JobStore().get(new_id).request["Description"].rsplit(" ", 1)[1]
+    reruns = [r for r in JobStore().list() if old_id in r.request.get("Description", "")]
+    assert [r.job_id for r in reruns] == [new_id]  # two clicks, one job
+
+    # The saved widget state: the new job's panel sits in the clicked panel's re-run area (the
+    # new panel has an empty one of its own).
+    models = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    areas = [m for m in models.values() if "jr-reruns" in m["state"].get("_dom_classes", [])]
+    assert len(areas) == 2
+    (child,) = [c for area in areas for c in area["state"]["children"]]
+    child_box = models[child.removeprefix("IPY_MODEL_")]["state"]
+    assert "jupyter-remote-panel" in child_box["_dom_classes"]
+    values = [v for m in models.values() if isinstance(v := m["state"].get("value"), str)]
+    assert any(v.startswith(f'<b class="jr-job-id">{new_id}</b> · local') for v in values)
+    assert any(f"as {new_id} (panel below)" in v for v in values)

@@ -220,6 +220,7 @@ class ScriptedEngine(Engine):
         self.log_path = log_path
         self.calls: list[str] = []
         self.finish = True
+        self.failed = 0  # of the tasks done, how many failed
 
     def _submit(self, handle, request):
         return handle
@@ -232,12 +233,18 @@ class ScriptedEngine(Engine):
             if self.done >= self.total:
                 self.state = "Complete"
         terminal = self.state in ("Complete", "Cancelled")
+        failed = min(self.failed, self.done)
         return JobStatus(
             self.state,
             terminal=terminal,
             succeeded=self.state == "Complete",
             phase=f"{self.done}/{self.total} tasks",
-            progress={"total": self.total, "succeeded": self.done, "failed": 0, "elapsed": 1},
+            progress={
+                "total": self.total,
+                "succeeded": self.done - failed,
+                "failed": failed,
+                "elapsed": 1,
+            },
         )
 
     def stop(self, handle):
@@ -281,6 +288,28 @@ class BatchJob:
     def write_back(self, status, user_ns, display) -> None:
         user_ns["table"] = self.table()
         display.message("table of 4 task(s) stored in table")
+
+
+class RerunnableJob(BatchJob):
+    """A scripted job whose ``rerun_failed()`` waits for ``release``, then submits another."""
+
+    def __init__(self, engine: ScriptedEngine, store) -> None:
+        super().__init__(engine, store)
+        self.store = store
+        self.release = threading.Event()
+        self.error: Exception | None = None
+        self.reruns: list[BatchJob] = []
+
+    def rerun_failed(self) -> BatchJob:
+        self.release.wait(30)
+        if self.error is not None:
+            raise self.error
+        n = len(self.reruns) + 1
+        engine = ScriptedEngine(self.store, self.engine.log_path.with_name(f"rerun-{n}.log"))
+        engine.state = "Active"
+        new = BatchJob(engine, self.store, job_id=f"{self.job_id}-rerun-{n}")
+        self.reruns.append(new)
+        return new
 
 
 @pytest.fixture
@@ -361,6 +390,86 @@ def test_detach_stops_following_and_keeps_the_cursor(batch, store):
     assert again.state.log.lines[0] == "third"
 
 
+def test_rerun_button_shows_for_s3batch_jobs_and_says_why_it_is_disabled(batch):
+    def ended(state: str, failed: int) -> JobPanel:
+        p = panel()
+        p.started(handle(S3BATCH), "t")
+        progress = {"total": 10, "succeeded": 10 - failed, "failed": failed}
+        done = state == "Complete"
+        p.finished(JobStatus(state, terminal=True, succeeded=done, progress=progress))
+        return p
+
+    p = panel()
+    p.started(handle(S3BATCH), "t")
+    p.status(JobStatus("Active", progress={"total": 10, "succeeded": 2, "failed": 1}))
+    p.flush()
+    assert p._w.rerun.layout.display == "" and p._w.rerun.disabled
+    assert "has not ended" in p._w.rerun.tooltip
+    p._w.rerun.click()  # a click the frontend would not send: refused, nothing submitted
+    assert p._rerun == "" and p.state.messages[-1].startswith("Re-run: The job has not ended")
+    p.finished(JobStatus("Complete", terminal=True, succeeded=True))
+    for state in ("Complete", "Failed", "Cancelled"):
+        assert not ended(state, failed=3)._w.rerun.disabled, state
+    clean = ended("Complete", failed=0)
+    assert clean._w.rerun.disabled and "No task failed" in clean._w.rerun.tooltip
+    # Processing jobs, and jobs without rerun_failed(), have no such button.
+    processing = panel()
+    processing.started(handle(), "t")
+    processing.finished(JobStatus("Completed", terminal=True, succeeded=True))
+    assert processing._w.rerun.layout.display == "none"
+    scripted = panel()
+    scripted.bind(batch)
+    scripted.started(batch.handle, "t")
+    scripted.finished(JobStatus("Complete", terminal=True, succeeded=True, progress={"failed": 1}))
+    assert scripted._w.rerun.layout.display == "none"
+
+
+def test_rerun_button_submits_once_off_the_click_and_shows_the_new_panel(store, tmp_path):
+    from jupyter_remote.errors import JupyterRemoteError
+
+    engine = ScriptedEngine(store, tmp_path / "function.log")
+    engine.state, engine.failed = "Active", 2
+    job = RerunnableJob(engine, store)
+    p = panel()
+    p.started(job.handle, "t")
+    p.follow(job, poll_interval=0.05)
+    assert p.settled.wait(30)
+    assert p.state.state == "Complete" and p.state.progress["failed"] == 2
+    assert p._w.rerun.layout.display == "" and not p._w.rerun.disabled
+
+    # A failed submission says why in the panel, and the button works again.
+    job.error = JupyterRemoteError("the report is gone")
+    job.release.set()
+    p._w.rerun.click()
+    until(lambda: "Re-run failed: JupyterRemoteError: the report is gone" in p.state.messages)
+    until(lambda: not p._w.rerun.disabled, what="the button to work again")
+    assert job.reruns == [] and p.rerun_panel is None
+
+    job.error = None
+    job.release.clear()
+    clicked = time.monotonic()
+    p._w.rerun.click()
+    assert time.monotonic() - clicked < 5  # the click does not wait for the submission
+    assert p._w.rerun.disabled and "Submitting" in p._w.rerun.tooltip
+    p._w.rerun.click()  # clicked again while it submits
+    job.release.set()
+    until(lambda: p.rerun_panel is not None, what="the re-run's panel")
+    child = p.rerun_panel
+    assert child.settled.wait(30)
+    assert [r.job_id for r in job.reruns] == ["batch-1-rerun-1"]
+    assert child.job is job.reruns[0] and child.state.state == "Complete"
+    assert p._w.reruns.children == (child.widget,)  # shown inside the panel that was clicked
+    assert '<b class="jr-job-id">batch-1-rerun-1</b>' in child._w.header.value
+    assert "Re-running the failed tasks of batch-1 as batch-1-rerun-1 (panel below)." in (
+        p.state.messages
+    )
+    assert "jupyter_remote.attach('batch-1-rerun-1') waits for it." in child.text()
+    p.flush()
+    assert p._w.rerun.disabled and "batch-1-rerun-1" in p._w.rerun.tooltip
+    p._w.rerun.click()
+    assert len(job.reruns) == 1
+
+
 # -- a real local job -----------------------------------------------------------------------------
 
 
@@ -384,6 +493,76 @@ def test_stop_button_stops_a_real_local_job():
     assert p.settled.wait(60)
     assert p.state.state == "Stopped" and job.status().state == "Stopped"
     assert "done" not in ns
+
+
+RERUN_CELL = """import boto3
+s3 = boto3.client("s3")
+def process(bucket, key):
+    return len(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+"""
+
+
+def test_rerun_failed_button_reruns_the_failed_keys_of_a_real_s3batch_job():
+    import contextlib
+
+    import jupyter_remote
+    from jupyter_remote.config import RemoteSettings
+    from jupyter_remote.jobstore import JobStore
+    from jupyter_remote.s3batch import s3batch
+    from jupyter_remote.s3batch_manifest import encode_key
+    from jupyter_remote.spec.s3batch import parse_object_arn
+
+    s3 = jupyter_remote.s3_client()
+    for bucket in ("photos", "batch"):
+        with contextlib.suppress(
+            s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
+        ):
+            s3.create_bucket(Bucket=bucket)
+    present = ["panel-rr/one.txt", "panel-rr/two.txt", "panel-rr/three.txt"]
+    missing = ["panel-rr/a b+c.txt", "panel-rr/café 50%.txt"]
+    for key in present:
+        s3.put_object(Bucket="photos", Key=key, Body=b"x")
+    rows = "".join(f"photos,{encode_key(k)}\n" for k in [*present, *missing])
+    s3.put_object(Bucket="batch", Key="panel-rr.csv", Body=rows.encode())
+    p = panel()
+    job = s3batch(
+        RERUN_CELL,
+        user_ns={},
+        manifest="s3://batch/panel-rr.csv",
+        engine="local",
+        wait=False,
+        display=p,
+        settings=RemoteSettings(poll_interval=0.1),
+    )
+    assert p.job is job and p.state.mode == FOLLOWING
+    assert p.settled.wait(60)
+    assert p.state.state == "Complete" and p.state.progress["failed"] == len(missing)
+    assert p._w.rerun.layout.display == "" and not p._w.rerun.disabled
+    for key in missing:  # the cause of the failures, fixed
+        s3.put_object(Bucket="photos", Key=key, Body=b"yy")
+
+    p._w.rerun.click()
+    p._w.rerun.click()  # a double click
+    until(lambda: p.rerun_panel is not None, timeout=60, what="the re-run's panel")
+    child = p.rerun_panel
+    assert child.settled.wait(60)
+    new = child.job
+    assert new.job_id != job.job_id and new.engine.name == "local"
+    assert p._w.reruns.children == (child.widget,)
+    assert f"Re-running the failed tasks of {job.job_id} as {new.job_id} (panel below)." in (
+        p.state.messages
+    )
+    # One new job, over exactly the failed keys, and it ran them.
+    reruns = [r for r in JobStore().list() if job.job_id in r.request.get("Description", "")]
+    assert [r.job_id for r in reruns] == [new.job_id]
+    where = parse_object_arn(new.record.request["Manifest"]["Location"]["ObjectArn"])
+    body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read().decode()
+    assert sorted(body.splitlines()) == sorted(f"photos,{encode_key(k)}" for k in missing)
+    assert child.state.state == "Complete"
+    assert (child.state.progress["succeeded"], child.state.progress["failed"]) == (2, 0)
+    table = new.table()
+    assert sorted(table.key) == sorted(missing)
+    assert table.result.tolist() == ["2", "2"]
 
 
 def test_interrupting_the_wait_hands_the_job_to_a_background_follower():

@@ -421,7 +421,10 @@ def s3batch(
                     iter_lines(client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"])
                 )
             shown["EstimatedCost"] = s3batch_cost.estimate(
-                count, memory_mb=memory, expected_seconds=expected_seconds
+                count,
+                memory_mb=memory,
+                expected_seconds=expected_seconds,
+                ephemeral_mb=ephemeral_storage,
             )
         display.message(json.dumps(shown, indent=2, default=str))
         if "EstimatedCost" in shown:

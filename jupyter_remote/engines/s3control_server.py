@@ -1,11 +1,14 @@
 """The local S3 Batch engine served as an S3 Control endpoint (the job operations) on 127.0.0.1.
 
 moto has no S3 Control jobs (s3-endpoints.md), so this serves CreateJob, DescribeJob, ListJobs,
-UpdateJobPriority and UpdateJobStatus over HTTP in rest-xml exactly as boto3 sends them
-(aws-contracts.md A.1-A.5). A job runs on the local S3 Batch machinery
-(:func:`.local_s3batch.submit` and its supervisor); the function's code is whatever the Lambda
-endpoint returns for ``GetFunction`` (its ``Code.Location``), so any S3 Batch tool, and the
-``s3batch`` engine unchanged, can be pointed at it.
+UpdateJobPriority, UpdateJobStatus and Get/Put/DeleteJobTagging over HTTP in rest-xml exactly as
+boto3 sends them (aws-contracts.md A.1-A.5). What it knows of each job is kept in a JSON file per
+job (``<state_dir>/<JobId>.json``), so a restarted endpoint still describes, lists, cancels and
+deduplicates the jobs it created; the jobs themselves run in detached supervisors either way. A job
+runs on the local S3 Batch machinery (:func:`.local_s3batch.submit` and its supervisor); the
+function's code is whatever the Lambda endpoint returns for ``GetFunction`` (its
+``Code.Location``), so any S3 Batch tool, and the ``s3batch`` engine unchanged, can be pointed at
+it.
 
 Not a security boundary: requests are not signature-checked, which is why it binds to loopback.
 """
@@ -35,7 +38,7 @@ from .base import JobHandle
 from .lambda_deploy import CODE_TAG, code_sha256
 
 _ACCOUNT = re.compile(r"^\d{12}$")
-_JOB_PATH = re.compile(r"^/v20180820/jobs/([^/]+)(?:/(priority|status))?$")
+_JOB_PATH = re.compile(r"^/v20180820/jobs/([^/]+)(?:/(priority|status|tagging))?$")
 _NON_TERMINAL = {"New", "Preparing", "Suspended", "Ready", "Active", "Paused", "Pausing"}
 # EMULATOR CHOICE: the model gives no HTTP status codes for these errors (aws-contracts.md A.1).
 _STATUS = {
@@ -60,7 +63,7 @@ class S3ControlError(Exception):
 
 
 class S3ControlBackend:
-    """The job operations, on local S3 Batch jobs (thread-safe; state lives in memory)."""
+    """The job operations, on local S3 Batch jobs (thread-safe; one JSON file per job)."""
 
     def __init__(
         self,
@@ -69,17 +72,55 @@ class S3ControlBackend:
         lambda_client: Any = None,
         logs_client: Any = None,
         concurrency: int = 4,
+        state_dir: Path | None = None,
     ) -> None:
+        from ..paths import data_dir
+
         self.endpoint = endpoint
         self.lambda_client = lambda_client or make_client(endpoint, "lambda")
         self.logs_client = logs_client or make_client(endpoint, "logs")
         self.concurrency = concurrency
         self.region = endpoint.region or "us-east-1"
+        self.state_dir = state_dir or data_dir() / "s3control-endpoint"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._jobs: dict[str, JobHandle] = {}
         self._extra: dict[str, dict[str, Any]] = {}  # Priority / StatusUpdateReason overrides
+        self._tags: dict[str, list[dict[str, str]]] = {}
         self._tokens: dict[tuple[str, str], tuple[str, str]] = {}
         self._engine = SimpleNamespace(endpoint=endpoint)
+        self._load()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Read back the jobs an earlier endpoint process created."""
+        for path in sorted(self.state_dir.glob("*.json")):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # a file cut short by a crash: that job is forgotten, not the others
+            job_id = state["handle"]["job_id"]
+            self._jobs[job_id] = JobHandle.from_dict(state["handle"])
+            self._extra[job_id] = state.get("extra", {})
+            self._tags[job_id] = state.get("tags", [])
+            account, token = state["token"]
+            self._tokens[(account, token)] = (state["canonical"], job_id)
+
+    def _save(self, job_id: str) -> None:
+        """Write one job's state (atomically: a reader never sees half a file)."""
+        from .local_processing import write_json
+
+        token = next(key for key, (_, jid) in self._tokens.items() if jid == job_id)
+        write_json(
+            self.state_dir / f"{job_id}.json",
+            {
+                "handle": self._jobs[job_id].to_dict(),
+                "extra": self._extra.get(job_id, {}),
+                "tags": self._tags.get(job_id, []),
+                "token": list(token),
+                "canonical": self._tokens[token][0],
+            },
+        )
 
     # -- CreateJob --------------------------------------------------------------------------------
     def create_job(self, request: dict[str, Any]) -> str:
@@ -127,7 +168,9 @@ class S3ControlBackend:
                 target=self._forward_logs, args=(handle,), name=f"logs-{job_id}", daemon=True
             ).start()
             self._extra[job_id] = {}
+            self._tags[job_id] = list(request.get("Tags") or [])
             self._tokens[key] = (canonical, job_id)
+            self._save(job_id)
         return job_id
 
     def _fetch_function(self, arn: str) -> tuple[dict[str, Any], str]:
@@ -282,7 +325,9 @@ class S3ControlBackend:
         self._handle(job_id)
         if not 0 <= priority <= 2_147_483_647:
             raise S3ControlError("BadRequestException", "Priority must be 0-2147483647")
-        self._extra[job_id]["Priority"] = priority
+        with self._lock:
+            self._extra[job_id]["Priority"] = priority
+            self._save(job_id)
         return {"JobId": job_id, "Priority": priority}
 
     def update_status(self, job_id: str, requested: str, reason: str | None) -> dict[str, Any]:
@@ -304,9 +349,36 @@ class S3ControlBackend:
             raise S3ControlError("BadRequestException", f"bad requestedJobStatus {requested!r}")
         result = {"JobId": job_id, "Status": after}
         if reason:
-            self._extra[job_id]["StatusUpdateReason"] = reason
+            with self._lock:
+                self._extra[job_id]["StatusUpdateReason"] = reason
+                self._save(job_id)
             result["StatusUpdateReason"] = reason
         return result
+
+    # -- tagging ----------------------------------------------------------------------------------
+    def get_tags(self, job_id: str) -> dict[str, Any]:
+        """GetJobTagging."""
+        self._handle(job_id)
+        return {"Tags": list(self._tags.get(job_id, []))}
+
+    def put_tags(self, job_id: str, tags: list[dict[str, str]]) -> dict[str, Any]:
+        """PutJobTagging: replaces the whole tag set (aws-contracts.md A.4)."""
+        from ..errors import ConfigurationError
+        from ..spec.s3batch import check_tags
+
+        self._handle(job_id)
+        try:
+            check_tags((t["Key"], t.get("Value", "")) for t in tags)
+        except ConfigurationError as exc:
+            raise S3ControlError("InvalidRequestException", str(exc)[:1000]) from exc
+        with self._lock:
+            self._tags[job_id] = [{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags]
+            self._save(job_id)
+        return {}
+
+    def delete_tags(self, job_id: str) -> dict[str, Any]:
+        """DeleteJobTagging: removes every tag."""
+        return self.put_tags(job_id, [])
 
 
 def _unpack(data: bytes, sha: str) -> Path:
@@ -344,6 +416,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         """CreateJob, UpdateJobPriority, UpdateJobStatus."""
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        """PutJobTagging."""
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        """DeleteJobTagging."""
+        self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
         request_id = uuid.uuid4().hex
@@ -414,6 +494,15 @@ class _Handler(BaseHTTPRequestHandler):
                     query.get("statusUpdateReason", [None])[0],
                 ),
             )
+        if action == "tagging":
+            if method == "GET":
+                return reply("GetJobTagging", backend.get_tags(job_id))
+            if method == "PUT":
+                shape = model.operation_model("PutJobTagging").input_shape
+                tags = xml.parse_body(body, shape).get("Tags", [])
+                return reply("PutJobTagging", backend.put_tags(job_id, tags))
+            if method == "DELETE":
+                return reply("DeleteJobTagging", backend.delete_tags(job_id))
         raise S3ControlError("BadRequestException", f"unsupported {method} {parts.path}")
 
 
@@ -424,12 +513,14 @@ def start_s3control_server(
     logs_client: Any = None,
     port: int = 0,
     concurrency: int = 4,
+    state_dir: Path | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve the S3 Control job operations on 127.0.0.1 in a thread; return ``(url, stop)``.
 
     ``endpoint`` is where the jobs' S3 calls go (default: as the notebook resolves it);
     ``lambda_client`` is the Lambda endpoint ``GetFunction`` goes to and ``logs_client`` where the
-    functions' logs are copied (default: boto3's, as the environment configures them).
+    functions' logs are copied (default: boto3's, as the environment configures them);
+    ``state_dir`` keeps what the endpoint knows of its jobs (default: in the data directory).
     """
     if endpoint is None:
         from ..config import RemoteSettings, resolve_endpoint
@@ -440,6 +531,7 @@ def start_s3control_server(
         lambda_client=lambda_client,
         logs_client=logs_client,
         concurrency=concurrency,
+        state_dir=state_dir,
     )
     handler = type("S3ControlHandler", (_Handler,), {"backend": backend})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)

@@ -95,14 +95,22 @@ def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
 
     Checked here, not only in the request, so that a bad tag fails before anything is uploaded.
     """
-    tags: dict[str, str] = {}
+    split = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigurationError(f"--tag {pair!r}: expected KEY=VALUE")
+        split.append((key, value))
+    return check_tags(split)
+
+
+def check_tags(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Check job tags (unique keys, lengths, characters, at most 50); return them as a dict."""
+    tags: dict[str, str] = {}
+    for key, value in pairs:
         if key in tags:
             raise ConfigurationError(f"--tag {key!r} is given twice (tag keys are unique)")
-        if len(key) > 128 or len(value) > 256:
+        if not 1 <= len(key) <= 128 or len(value) > 256:
             raise ConfigurationError(f"--tag {key!r}: keys are 1-128 characters and values 0-256")
         bad = sorted({c for c in key + value if not _tag_char(c)})
         if bad:

@@ -25,13 +25,13 @@ def process(bucket, key):
 
 
 @pytest.fixture
-def aws(moto_env, monkeypatch):
+def aws(moto_env, monkeypatch, tmp_path):
     """moto for everything but S3 Control, which goes to our endpoint; returns helpers."""
     from jupyter_remote.config import RemoteSettings, resolve_endpoint
     from jupyter_remote.engines.s3control_server import start_s3control_server
     from jupyter_remote.storage import make_client
 
-    url, stop = start_s3control_server()
+    url, stop = start_s3control_server(state_dir=tmp_path / "s3control")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3_CONTROL", url)
     endpoint = resolve_endpoint(RemoteSettings())
     s3 = make_client(endpoint)
@@ -45,7 +45,14 @@ def aws(moto_env, monkeypatch):
 
     lam = make_client(endpoint, "lambda")
     lam.meta.events.register("before-call.lambda.*", count, unique_id="test-count")
-    yield {"url": url, "endpoint": endpoint, "s3": s3, "calls": calls}
+    yield {
+        "url": url,
+        "endpoint": endpoint,
+        "s3": s3,
+        "calls": calls,
+        "state_dir": tmp_path / "s3control",
+        "stop": stop,
+    }
     lam.meta.events.unregister("before-call.lambda.*", unique_id="test-count")
     stop()
 
@@ -501,6 +508,34 @@ def test_tags_reach_create_job_and_bad_tags_fail_early(aws, store):
         with pytest.raises(ConfigurationError, match=message):
             _run(store, "tags/", tags=bad)
     assert _staged_objects(aws["s3"]) == before
+
+
+def test_job_tagging_and_an_endpoint_restart_keep_the_job(aws, store):
+    from jupyter_remote.engines.s3control_server import start_s3control_server
+
+    aws["s3"].put_object(Bucket="photos", Key="retag/a.txt", Body=b"x")
+    job, _ = _run(store, "retag/", tags=["team=imaging"])
+    control, data = job.engine.client("s3control"), job.handle.data
+    args = {"AccountId": data["account"], "JobId": data["aws_job_id"]}
+    assert control.get_job_tagging(**args)["Tags"] == [{"Key": "team", "Value": "imaging"}]
+    control.put_job_tagging(**args, Tags=[{"Key": "stage", "Value": "2"}])  # replaces all
+    assert control.get_job_tagging(**args)["Tags"] == [{"Key": "stage", "Value": "2"}]
+    with pytest.raises(control.exceptions.ClientError, match="not allowed"):
+        control.put_job_tagging(**args, Tags=[{"Key": "bad;key", "Value": "x"}])
+
+    # A new endpoint process on the same state folder knows the job: status, tags, token.
+    aws["stop"]()
+    port = int(aws["url"].rsplit(":", 1)[1])
+    _, stop = start_s3control_server(state_dir=aws["state_dir"], port=port)
+    try:
+        assert control.describe_job(**args)["Job"]["Status"] == "Complete"
+        assert control.get_job_tagging(**args)["Tags"] == [{"Key": "stage", "Value": "2"}]
+        assert control.create_job(**data["create_job"])["JobId"] == data["aws_job_id"]
+        control.delete_job_tagging(**args)
+        assert control.get_job_tagging(**args)["Tags"] == []
+        assert job.status().state == "Complete"  # the engine, unchanged, through the new process
+    finally:
+        stop()
 
 
 def test_rerun_failed_on_aws_reuses_the_function(aws, store):

@@ -78,4 +78,8 @@ def test_cost_estimate():
     assert cost["lambda_gb_seconds"] == 1_000_000.0
     assert cost["usd"]["s3batch_objects"] == 1.0
     assert cost["total_usd"] == round(0.25 + 1.0 + 0.2 + 1_000_000 * 0.0000166667, 4)
+    assert cost["usd"]["lambda_ephemeral_storage"] == 0  # 512 MB of /tmp is free
     assert "$" in describe(cost)
+    bigger = estimate(1_000_000, memory_mb=512, expected_seconds=2, ephemeral_mb=1536)
+    # 2,000,000 s with 1 GB beyond the free 512 MB.
+    assert bigger["usd"]["lambda_ephemeral_storage"] == round(2_000_000 * 0.0000000309, 6)

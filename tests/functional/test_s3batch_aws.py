@@ -476,9 +476,17 @@ def test_cleanup_deletes_only_our_functions(aws, store):
 
     deleted = s3batch.cleanup(**options)
     assert set(names) <= set(deleted) and other not in deleted and kept not in deleted
+    logs = make_client(aws["endpoint"], "logs")
+
+    def log_groups() -> set[str]:
+        pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/")
+        return {g["logGroupName"] for page in pages for g in page["logGroups"]}
+
     for name in names:
         with pytest.raises(lam.exceptions.ResourceNotFoundException):
             lam.get_function(FunctionName=name)
+        assert f"/aws/lambda/{name}" not in log_groups()  # its log group went with it
+    assert f"/aws/lambda/{kept}" in log_groups()
     lam.get_function(FunctionName=other)  # not ours: still there
     lam.get_function(FunctionName=kept)
     assert s3batch.cleanup(**options) == []

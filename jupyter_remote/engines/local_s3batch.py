@@ -116,7 +116,9 @@ def status_from_job(job: dict[str, Any]) -> JobStatus:
     state = job["Status"]
     summary = job.get("ProgressSummary") or {}
     phase = {
-        "Preparing": "reading the manifest",
+        "Preparing": "listing the source bucket"
+        if job.get("ManifestGenerator")
+        else "reading the manifest",
         "Suspended": "awaiting confirmation: job.confirm()",
         "Ready": "waiting for its turn",
     }.get(state, progress_text(job) if state in ("Active", "Completing", "Failing") else "")

@@ -85,12 +85,9 @@ def _cloudpickle_sources() -> dict[str, bytes]:
 
 
 def _environment(pairs: list[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--env {pair!r}: expected KEY=VALUE")
-        env[key] = value
+    from .spec.pairs import parse_pairs
+
+    env = parse_pairs(pairs, "--env")
     if spec.SIGNING_KEY_ENV in env:
         raise ConfigurationError(f"--env {spec.SIGNING_KEY_ENV} is reserved")
     return env

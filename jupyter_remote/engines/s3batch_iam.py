@@ -29,6 +29,10 @@ def _s3(partition: str, resource: str) -> str:
     return f"arn:{partition}:s3:::{resource}"
 
 
+def _allow(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
 def lambda_statements(
     buckets: Iterable[str], *, partition: str, region: str, account: str
 ) -> list[dict[str, Any]]:
@@ -36,25 +40,12 @@ def lambda_statements(
     group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{FUNCTION_PREFIX}*"
     names = sorted(set(buckets))
     return [
-        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup"], "Resource": [group]},
-        {
-            "Sid": "LogEvents",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"{group}:*"],
-        },
-        {
-            "Sid": "Objects",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": [_s3(partition, f"{b}/*") for b in names],
-        },
-        {
-            "Sid": "Buckets",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [_s3(partition, b) for b in names],
-        },
+        _allow("Logs", ["logs:CreateLogGroup"], [group]),
+        _allow("LogEvents", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{group}:*"]),
+        _allow(
+            "Objects", ["s3:GetObject", "s3:PutObject"], [_s3(partition, f"{b}/*") for b in names]
+        ),
+        _allow("Buckets", ["s3:ListBucket"], [_s3(partition, b) for b in names]),
     ]
 
 
@@ -74,50 +65,24 @@ def batch_statements(
     it made under ``generated_prefix`` (``bucket/prefix``) instead.
     """
     unqualified = function_arn.rsplit(":", 1)[0] if function_arn.count(":") > 6 else function_arn
-    prefix = report_prefix.strip("/")
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "Invoke",
-            "Effect": "Allow",
-            "Action": ["lambda:InvokeFunction"],
-            "Resource": [unqualified, f"{unqualified}:*"],
-        },
-    ]
+    report = f"{report_bucket}/{report_prefix.strip('/')}/*".replace("//", "/")
+    statements = [_allow("Invoke", ["lambda:InvokeFunction"], [unqualified, f"{unqualified}:*"])]
     if manifest:
         statements.append(
-            {
-                "Sid": "Manifest",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": [_s3(partition, manifest)],
-            }
+            _allow("Manifest", ["s3:GetObject", "s3:GetObjectVersion"], [_s3(partition, manifest)])
         )
     if source_bucket:
         statements.append(
-            {
-                "Sid": "GenerateList",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
-                "Resource": [_s3(partition, source_bucket)],
-            }
+            _allow(
+                "GenerateList",
+                ["s3:ListBucket", "s3:ListBucketVersions"],
+                [_s3(partition, source_bucket)],
+            )
         )
     if generated_prefix:
-        statements.append(
-            {
-                "Sid": "GenerateWrite",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject"],
-                "Resource": [_s3(partition, f"{generated_prefix.strip('/')}/*")],
-            }
-        )
-    statements.append(
-        {
-            "Sid": "Report",
-            "Effect": "Allow",
-            "Action": ["s3:PutObject"],
-            "Resource": [_s3(partition, f"{report_bucket}/{prefix}/*".replace("//", "/"))],
-        }
-    )
+        written = _s3(partition, f"{generated_prefix.strip('/')}/*")
+        statements.append(_allow("GenerateWrite", ["s3:PutObject"], [written]))
+    statements.append(_allow("Report", ["s3:PutObject"], [_s3(partition, report)]))
     return statements
 
 

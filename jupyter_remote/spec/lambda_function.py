@@ -63,14 +63,10 @@ def _pattern(*path: str) -> re.Pattern[str]:
 
 
 def parse_env(items: Iterable[str]) -> dict[str, str]:
-    """``KEY=VALUE`` strings (``--env``) as a dict; a later duplicate wins."""
-    env: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigurationError(f"--env {item!r}: expected KEY=VALUE")
-        env[name] = value
-    return env
+    """``KEY=VALUE`` strings (``--env``) as a dict."""
+    from .pairs import parse_pairs
+
+    return parse_pairs(items, "--env")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..s3uri import S3Uri
 from .lambda_function import DEFAULT_MEMORY, DEFAULT_TIMEOUT  # noqa: F401  (defaults, below)
+from .pairs import parse_pairs
 from .validation import input_shape, validate_with_botocore
 
 # Defaults of %%s3batch / s3batch(), here so the magic can show them without importing the API.
@@ -79,15 +80,7 @@ def parse_object_arn(arn: str) -> S3Uri:
 
 def parse_user_args(pairs: Iterable[str]) -> dict[str, str]:
     """Parse ``k=v`` pairs given with ``--user-arg``."""
-    args: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--user-arg {pair!r}: expected KEY=VALUE")
-        if key in args:
-            raise ConfigurationError(f"--user-arg {key!r} is given twice")
-        args[key] = value
-    return args
+    return parse_pairs(pairs, "--user-arg")
 
 
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
@@ -95,13 +88,7 @@ def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
 
     Checked here, not only in the request, so that a bad tag fails before anything is uploaded.
     """
-    split = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--tag {pair!r}: expected KEY=VALUE")
-        split.append((key, value))
-    return check_tags(split)
+    return check_tags(parse_pairs(pairs, "--tag").items())
 
 
 def check_tags(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -290,39 +290,45 @@ def test_error_log_tail_filters_and_resumes(aws):
     assert resumed.read() == ["Traceback (most recent call last):"]
 
 
-def test_fresh_role_is_retried_while_it_propagates(aws, store):
+@contextlib.contextmanager
+def _refused_once(client, event: str, code: str, message: str):
+    """Answer the first ``event`` call with a service error; yield the list of refusals."""
     from types import SimpleNamespace
 
+    refused: list[str] = []
+
+    def refuse(**_: object):
+        if refused:
+            return None
+        refused.append(event.rsplit(".", 1)[-1])
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+
+    client.meta.events.register(event, refuse, unique_id="test-refuse-once")
+    try:
+        yield refused
+    finally:
+        client.meta.events.unregister(event, unique_id="test-refuse-once")
+
+
+def test_fresh_role_is_retried_while_it_propagates(aws, store):
     from jupyter_remote.storage import make_client
 
     aws["s3"].put_object(Bucket="photos", Key="fresh/a.txt", Body=b"x")
     lam = make_client(aws["endpoint"], "lambda")
-    refused: list[str] = []
-
-    def not_assumable_yet(**_: object):
-        # IAM is eventually consistent: Lambda refuses a role created a moment ago, once.
-        if refused:
-            return None
-        refused.append("CreateFunction")
-        error = {
-            "Code": "InvalidParameterValueException",
-            "Message": "The role defined for the function cannot be assumed by Lambda.",
-        }
-        return SimpleNamespace(status_code=400, headers={}), {
-            "Error": error,
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-
-    lam.meta.events.register(
-        "before-call.lambda.CreateFunction", not_assumable_yet, unique_id="test-fresh"
-    )
-    try:
+    # IAM is eventually consistent: Lambda refuses a role created a moment ago, once.
+    with _refused_once(
+        lam,
+        "before-call.lambda.CreateFunction",
+        "InvalidParameterValueException",
+        "The role defined for the function cannot be assumed by Lambda.",
+    ) as refused:
         # A new --allow-bucket widens the role's policy: the role counts as fresh.
         job, namespace = _run(
             store, "fresh/", cell=CELL + "\n# fresh role\n", allow_bucket=[f"b{time.time_ns()}"]
         )
-    finally:
-        lam.meta.events.unregister("before-call.lambda.CreateFunction", unique_id="test-fresh")
     assert refused == ["CreateFunction"]
     assert aws["calls"]["CreateFunction"] == 2
     assert job.status().state == "Complete" and len(namespace["table"]) == 1
@@ -636,35 +642,16 @@ def test_package_over_50_mb_is_deployed_from_the_staging_bucket(aws, store):
 
 
 def test_fresh_batch_role_is_retried_at_create_job(aws, store):
-    from types import SimpleNamespace
-
     from jupyter_remote.storage import make_client
 
     aws["s3"].put_object(Bucket="photos", Key="freshjob/a.txt", Body=b"x")
     control = make_client(aws["endpoint"], "s3control")
-    refused: list[str] = []
-
-    def not_assumable_yet(**_: object):
-        # UNCONFIRMED wording: S3 refuses a job whose new role it cannot assume yet.
-        if refused:
-            return None
-        refused.append("CreateJob")
-        error = {"Code": "BadRequestException", "Message": "Unable to assume role"}
-        return SimpleNamespace(status_code=400, headers={}), {
-            "Error": error,
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-
-    control.meta.events.register(
-        "before-call.s3-control.CreateJob", not_assumable_yet, unique_id="test-fresh-job"
-    )
-    try:
+    # UNCONFIRMED wording: S3 refuses a job whose new role it cannot assume yet.
+    with _refused_once(
+        control, "before-call.s3-control.CreateJob", "BadRequestException", "Unable to assume role"
+    ) as refused:
         # A new cell is a new function, so the Batch role's Invoke statement grows: fresh.
         job, namespace = _run(store, "freshjob/", cell=CELL + f"\n# {time.time_ns()}\n")
-    finally:
-        control.meta.events.unregister(
-            "before-call.s3-control.CreateJob", unique_id="test-fresh-job"
-        )
     assert refused == ["CreateJob"]
     assert job.status().state == "Complete" and len(namespace["table"]) == 1
 

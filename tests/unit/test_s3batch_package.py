@@ -217,9 +217,11 @@ def test_function_settings_within_limits_pass_and_env_size_counts_ours():
     FunctionSettings(
         timeout=900, memory=10_240, ephemeral_storage=10_240, environment={"Ab": "1"}
     ).check()
-    assert parse_env(["A=1", "B=x=y", "A=2"]) == {"A": "2", "B": "x=y"}
+    assert parse_env(["A=1", "B=x=y"]) == {"A": "1", "B": "x=y"}
     with pytest.raises(ConfigurationError, match="KEY=VALUE"):
         parse_env(["novalue"])
+    with pytest.raises(ConfigurationError, match="--env 'A' is given twice"):
+        parse_env(["A=1", "A=2"])
     big = FunctionSettings(environment={"BIG": "x" * 4050})
     big.check()
     big.request_fields()  # 4053 bytes: fits alone

@@ -711,3 +711,34 @@ def test_manifest_generator_job_lists_the_bucket_on_the_endpoint(aws, store):
         f"arn:aws:s3:::{bucket}/{output['ManifestPrefix']}/*"
         in (statements["GenerateWrite"]["Resource"])
     )
+
+
+def test_a_concurrent_run_deploying_the_same_cell_first_is_not_an_error(aws, store):
+    import boto3
+
+    from jupyter_remote.storage import make_client
+
+    aws["s3"].put_object(Bucket="photos", Key="race/a.txt", Body=b"x")
+    lam = make_client(aws["endpoint"], "lambda")
+    other_kernel = boto3.session.Session().client("lambda", endpoint_url=aws["endpoint"].url)
+    raced: list[str] = []
+
+    def another_run_wins(params: dict, **_: object) -> None:
+        # The other kernel creates the very same function between our GetFunction and our
+        # CreateFunction: moto then answers ours with a real ResourceConflictException.
+        if not raced:
+            raced.append(params["FunctionName"])
+            other_kernel.create_function(**params)
+
+    lam.meta.events.register(
+        "provide-client-params.lambda.CreateFunction", another_run_wins, unique_id="test-race"
+    )
+    try:
+        job, namespace = _run(store, "race/", cell=CELL + f"\n# race {time.time_ns()}\n")
+    finally:
+        lam.meta.events.unregister(
+            "provide-client-params.lambda.CreateFunction", unique_id="test-race"
+        )
+    assert raced == [job.handle.data["function_name"]]
+    assert job.handle.data["function_created"] is False  # the other run created it
+    assert job.status().state == "Complete" and len(namespace["table"]) == 1

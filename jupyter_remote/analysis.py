@@ -35,23 +35,29 @@ Python leaves room:
 from __future__ import annotations
 
 import ast
-import builtins
-import re
-import string
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .errors import JupyterRemoteError
+from .analysis_ipython import IPythonSyntax
+from .analysis_parse import CellSyntaxError, _parse
+from .analysis_scopes import (
+    _BUILTINS,
+    _COMPREHENSIONS,
+    _bound_locally,
+    _comprehension_escape,
+    _copy,
+    _Escape,
+    _evaluated_at_def,
+    _function_escape,
+    _import_bindings,
+    _imported_packages,
+    _merge,
+    _type_params,
+    _unbound_by,
+    _walk_local,
+    _without,
+)
 
-_BUILTINS = frozenset(dir(builtins)) | {"__builtins__"}
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-_SCOPES = (*_FUNCTIONS, ast.ClassDef, *_COMPREHENSIONS)
-_DOLLAR_NAME = re.compile(r"(?<!\$)\$([A-Za-z_]\w*)")
-# Magics that run their argument as Python in the user namespace, and those that run it in a
-# throwaway namespace (so it can read but not bind), with the options that take a value.
-_USER_NS_MAGICS: dict[str, str | None] = {"time": None, "capture": "", "prun": "DlsT"}
-_PRIVATE_NS_MAGICS = {"timeit": "nrp"}
+__all__ = ["CellNames", "CellSyntaxError", "analyze_cell"]
 
 
 @dataclass(frozen=True)
@@ -62,20 +68,6 @@ class CellNames:
     assigns: frozenset[str]
     deletes: frozenset[str]
     imports: frozenset[str]
-
-
-class CellSyntaxError(JupyterRemoteError):
-    """The cell is not valid Python, even after IPython's syntax is rewritten."""
-
-    def __init__(self, msg: str, lineno: int | None, text: str | None = None) -> None:
-        self.msg = msg
-        self.lineno = lineno
-        self.text = text
-        where = f" on line {lineno}" if lineno else ""
-        message = f"The cell has a syntax error{where}: {msg}"
-        if text and text.strip():
-            message += f"\n    {text.strip()}"
-        super().__init__(message)
 
 
 def analyze_cell(source: str) -> CellNames:
@@ -130,257 +122,7 @@ def _rough(tree: ast.Module, imports: frozenset[str]) -> CellNames:
     )
 
 
-def _parse(source: str) -> ast.Module:
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError):
-        pass  # perhaps IPython syntax; IPython is imported only for cells that need it
-    except RecursionError as exc:
-        raise CellSyntaxError("too deeply nested for Python to compile", None) from exc
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    transformed = TransformerManager().transform_cell(source)
-    try:
-        return ast.parse(transformed)
-    except SyntaxError as exc:
-        raise CellSyntaxError(exc.msg, exc.lineno, exc.text) from exc
-    except ValueError as exc:  # null bytes on Python 3.10/3.11.x
-        raise CellSyntaxError(str(exc), None) from exc
-
-
-def _parse_or_none(source: str) -> ast.Module | None:
-    try:
-        return _parse(source)
-    except CellSyntaxError:
-        return None
-
-
-def _imported_packages(tree: ast.AST) -> Iterator[str]:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0]
-
-
-def _import_bindings(node: ast.Import | ast.ImportFrom) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [alias.asname or alias.name.split(".")[0] for alias in node.names]
-    return [alias.asname or alias.name for alias in node.names if alias.name != "*"]
-
-
-def _arguments(args: ast.arguments) -> list[ast.arg]:
-    extra = [a for a in (args.vararg, args.kwarg) if a is not None]
-    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *extra]
-
-
-def _walk_local(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
-    """Yield nodes of one scope: nested scopes are yielded but not entered."""
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-def _bound_locally(stmts: list[ast.stmt]) -> set[str]:
-    names: set[str] = set()
-    for node in _walk_local(stmts):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update(_import_bindings(node))
-        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
-            names.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            names.add(node.rest)
-    return names
-
-
-def _unbound_by(stmts: list[ast.stmt]) -> set[str]:
-    """Names that ``stmts`` may unbind: ``del`` targets and ``except ... as`` names."""
-    names: set[str] = set()
-    for node in _walk_local(stmts):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
-            names.add(node.id)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-    return names
-
-
-@dataclass
-class _Escape:
-    """What a nested scope leaves for its enclosing scopes to resolve."""
-
-    free: set[str] = field(default_factory=set)  # enclosing functions first, then globals
-    globals: set[str] = field(default_factory=set)  # straight to module globals
-    global_binds: set[str] = field(default_factory=set)  # module names it may bind
-    outer_binds: set[str] = field(default_factory=set)  # comprehension := targets
-    # Free names of methods: like ``free``, but looked up only when a method is called, by
-    # which time the class itself is bound.
-    deferred: set[str] = field(default_factory=set)
-
-
-class _Collector(ast.NodeVisitor):
-    """Order-free name collection for a function, lambda or comprehension body."""
-
-    def __init__(self, *, comprehension: bool = False) -> None:
-        self.comprehension = comprehension
-        self.loads: set[str] = set()
-        self.stores: set[str] = set()
-        self.globals: set[str] = set()
-        self.nonlocals: set[str] = set()
-        self.outer_binds: set[str] = set()
-        self.nested: list[_Escape] = []
-
-    def visit_Name(self, node: ast.Name) -> None:
-        (self.loads if isinstance(node.ctx, ast.Load) else self.stores).add(node.id)
-
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self.visit(node.value)
-        # PEP 572: in a comprehension, := binds in the nearest enclosing function or module.
-        (self.outer_binds if self.comprehension else self.stores).add(node.target.id)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        if isinstance(node.target, ast.Name):
-            self.loads.add(node.target.id)
-        self.generic_visit(node)
-
-    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
-        self.stores.update(_import_bindings(node))
-
-    visit_ImportFrom = visit_Import
-
-    def visit_Global(self, node: ast.Global) -> None:
-        self.globals.update(node.names)
-
-    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.nonlocals.update(node.names)
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler | ast.MatchAs | ast.MatchStar) -> None:
-        if node.name:
-            self.stores.add(node.name)
-        self.generic_visit(node)
-
-    visit_MatchAs = visit_MatchStar = visit_ExceptHandler
-
-    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
-        if node.rest:
-            self.stores.add(node.rest)
-        self.generic_visit(node)
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.stores.add(node.name)
-        self.visit_Lambda(node)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
-        for expr in _evaluated_at_def(node):
-            self.visit(expr)
-        self.nested.append(_function_escape(node))
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.stores.add(node.name)
-        for expr in [*node.decorator_list, *node.bases, *node.keywords]:
-            self.visit(expr)
-        self.nested.append(_class_escape(node))
-
-    def visit_ListComp(self, node: ast.ListComp) -> None:
-        self.visit(node.generators[0].iter)
-        self.nested.append(_comprehension_escape(node))
-
-    visit_SetComp = visit_GeneratorExp = visit_DictComp = visit_ListComp
-
-    def escape(self, params: set[str]) -> _Escape:
-        stores = self.stores | params
-        outer = set(self.outer_binds)
-        for nested in self.nested:
-            (outer if self.comprehension else stores).update(nested.outer_binds)
-        local = stores - self.globals - self.nonlocals - outer
-        result = _Escape(outer_binds=outer, global_binds=self.globals & stores)
-
-        def resolve(name: str) -> None:
-            if name in self.globals:
-                result.globals.add(name)
-            elif name not in local:
-                result.free.add(name)
-
-        for name in self.loads | self.nonlocals:
-            resolve(name)
-        for nested in self.nested:
-            for name in nested.free | nested.deferred:
-                resolve(name)
-            result.globals |= nested.globals
-            result.global_binds |= nested.global_binds
-        return result
-
-
-def _evaluated_at_def(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.AST]:
-    """Decorators, defaults and annotations: evaluated where the function is defined."""
-    args = node.args
-    exprs: list[ast.AST] = list(getattr(node, "decorator_list", []))
-    exprs += [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
-    if not isinstance(node, ast.Lambda):
-        exprs += [a.annotation for a in _arguments(args) if a.annotation is not None]
-        if node.returns is not None:
-            exprs.append(node.returns)
-    return exprs
-
-
-def _type_params(node: ast.AST) -> set[str]:
-    # Python 3.12+ ``def f[T]()``: T lives in a scope of its own around the function.
-    return {getattr(p, "name", "") for p in getattr(node, "type_params", [])} - {""}
-
-
-def _function_escape(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> _Escape:
-    collector = _Collector()
-    for stmt in [node.body] if isinstance(node, ast.Lambda) else node.body:
-        collector.visit(stmt)
-    params = {a.arg for a in _arguments(node.args)} | _type_params(node)
-    return collector.escape(params)
-
-
-def _comprehension_escape(
-    node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
-) -> _Escape:
-    collector = _Collector(comprehension=True)
-    for index, generator in enumerate(node.generators):
-        if index:
-            collector.visit(generator.iter)
-        collector.visit(generator.target)
-        for condition in generator.ifs:
-            collector.visit(condition)
-    for element in [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]:
-        collector.visit(element)
-    return collector.escape(set())
-
-
-def _class_escape(node: ast.ClassDef) -> _Escape:
-    flow = _Flow(class_body=node.body)
-    flow.run(node.body)
-    flow.escape.free -= _type_params(node)
-    return flow.escape
-
-
-def _merge(*states: set[str] | None) -> set[str] | None:
-    """Names bound on every path that reaches this point; ``None`` means unreachable."""
-    live = [s for s in states if s is not None]
-    return set.intersection(*live) if live else None
-
-
-def _without(state: set[str] | None, names: set[str]) -> set[str] | None:
-    return None if state is None else state - names
-
-
-def _copy(state: set[str] | None) -> set[str] | None:
-    return None if state is None else set(state)
-
-
-class _Flow:
+class _Flow(IPythonSyntax):
     """Ordered analysis of a module (the cell) or a class body.
 
     ``bound`` is the set of names certainly bound at the current point, or ``None`` where the
@@ -702,81 +444,9 @@ class _Flow:
             if isinstance(node, ast.Call):
                 self._ipython_call(node)
 
-    def _ipython_call(self, node: ast.Call) -> None:
-        """Analyse what ``get_ipython().system(...)`` and magic calls run or expand."""
-        func = node.func
-        args = [a.value for a in node.args if isinstance(a, ast.Constant)]
-        if not (
-            isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Call)
-            and isinstance(func.value.func, ast.Name)
-            and func.value.func.id == "get_ipython"
-            and len(args) == len(node.args)
-            and all(isinstance(a, str) for a in args)
-        ):
-            return
-        if func.attr in ("system", "getoutput") and args:
-            self._expand(args[0])
-        elif func.attr == "run_line_magic" and len(args) == 2:
-            self._magic(args[0], args[1], None)
-        elif func.attr == "run_cell_magic" and len(args) == 3:
-            self._magic(args[0], args[1], args[2])
 
-    def _magic(self, name: str, line: str, cell: str | None) -> None:
-        is_cell = cell is not None
-        if name in _USER_NS_MAGICS:
-            options = _USER_NS_MAGICS[name]
-            if cell is not None:
-                code = cell
-            else:
-                code = line if options is None else _strip_options(line, options)
-            tree = _parse_or_none(code)
-            if tree is not None:
-                self.run(tree.body)
-            if name == "capture" and is_cell:
-                rest = _strip_options(line, "").split()
-                if rest:
-                    self.bind(rest[0])
-        elif name in _PRIVATE_NS_MAGICS:
-            code = _strip_options(line, _PRIVATE_NS_MAGICS[name])
-            if cell is not None:
-                code += "\n" + cell
-            tree = _parse_or_none(code)
-            if tree is not None:
-                collector = _Collector()
-                for stmt in tree.body:
-                    collector.visit(stmt)
-                self.absorb(collector.escape(set()))
-        else:
-            self._expand(line)
-
-    def _expand(self, text: str) -> None:
-        """Reads made by IPython's ``$name`` / ``{expr}`` expansion of shell and magic lines."""
-        for name in _DOLLAR_NAME.findall(text):
-            self.load(name)
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(text) if f]
-        except ValueError:
-            return
-        for text_field in fields:
-            try:
-                expression = ast.parse(text_field, mode="eval")
-            except SyntaxError:
-                continue
-            self.expr(expression.body)
-
-
-def _strip_options(line: str, valued: str) -> str:
-    """Drop leading ``-x`` options from a magic's line; letters in ``valued`` take a value."""
-    rest = line.strip()
-    while rest.startswith("-"):
-        token, _, rest = rest.partition(" ")
-        rest = rest.lstrip()
-        letters = token.lstrip("-")
-        for index, letter in enumerate(letters):
-            if letter in valued:
-                if index == len(letters) - 1:  # the value is the next word
-                    _, _, rest = rest.partition(" ")
-                    rest = rest.lstrip()
-                break
-    return rest
+def _class_escape(node: ast.ClassDef) -> _Escape:
+    flow = _Flow(class_body=node.body)
+    flow.run(node.body)
+    flow.escape.free -= _type_params(node)
+    return flow.escape

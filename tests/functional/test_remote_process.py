@@ -6,20 +6,9 @@ import json
 import threading
 
 import pytest
+from cells import ok, run
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def run(shell, source: str):
-    """Run a cell like the notebook does; return the ExecutionResult."""
-    return shell.run_cell(source, store_history=True)
-
-
-def ok(shell, source: str):
-    result = run(shell, source)
-    if result.error_before_exec or result.error_in_exec:
-        raise result.error_before_exec or result.error_in_exec
-    return result
 
 
 @pytest.fixture

@@ -12,21 +12,11 @@ import time
 from urllib.parse import quote
 
 import pytest
+from cells import ok, run
 
 pytestmark = pytest.mark.timeout(120)
 
 AWKWARD = ["a b.png", "x+y.png", "50%.png", "café/日本.png", "plain,comma.png"]
-
-
-def run(shell, source: str):
-    return shell.run_cell(source, store_history=True)
-
-
-def ok(shell, source: str):
-    result = run(shell, source)
-    if result.error_before_exec or result.error_in_exec:
-        raise result.error_before_exec or result.error_in_exec
-    return result
 
 
 @pytest.fixture

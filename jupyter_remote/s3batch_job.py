@@ -152,8 +152,9 @@ class S3BatchJob(RemoteJob):
 
         The failed rows of the completion report become a CSV manifest (keys URL-encoded,
         version ids kept) in the staging prefix; the new job runs the same function with the
-        same options. ``overrides``: ``priority``, ``confirm``, ``report_scope``,
-        ``concurrency``, ``output_var``. Follow the new job with ``.wait()``.
+        same options, except that its table is stored only in ``output_var`` when given (the
+        first job's table keeps every task). ``overrides``: ``priority``, ``confirm``,
+        ``report_scope``, ``concurrency``, ``output_var``. Follow the new job with ``.wait()``.
         """
         import copy
         import csv
@@ -220,9 +221,8 @@ class S3BatchJob(RemoteJob):
         handle["buckets"] = sorted({*handle.get("buckets", []), *(r["bucket"] for r in failed)})
         if "concurrency" in overrides:
             handle["concurrency"] = int(overrides["concurrency"])
-        writeback = dict(self.record.writeback)
-        if "output_var" in overrides:
-            writeback["output_var"] = overrides["output_var"] or ""
+        # Not the first job's --output-var: that holds every task, the re-run only the failed.
+        writeback = dict(self.record.writeback, output_var=overrides.get("output_var") or "")
         now = time.time()
         record = JobRecord(
             job_id=job_id,

@@ -37,6 +37,9 @@ def test_s3batch_demo_notebook_runs_top_to_bottom():
     )
     assert "12 thumbnails written" in text
     assert text.count("Succeeded") >= 12
+    # The broken object failed its task; the re-run of the failed tasks succeeded.
+    assert re.search(r"incoming/broken\.png +PermanentFailure", text)
+    assert re.search(r"incoming/broken\.png +Succeeded", text)
 
 
 class Kernel:

@@ -73,8 +73,9 @@ def test_generated_manifest_runs_the_prefix_and_is_kept(shell, s3):
 
     # Re-running the failures of a generated job goes through an ordinary CSV manifest.
     again = job.rerun_failed()
-    again.wait()
+    again.wait(shell.user_ns)
     assert again.status().state == "Complete"
+    assert len(shell.user_ns["t"]) == 3  # the first job's table is not replaced by the re-run's
     assert again.table()["key"].tolist() == ["gen/bad.txt"]
     assert "ManifestGenerator" not in again.record.request
 

@@ -546,3 +546,43 @@ def start_s3control_server(
         thread.join(timeout=5)
 
     return f"http://{host}:{bound}", stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jupyter_remote.engines.s3control_server``: serve until Ctrl-C."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(
+        prog="python -m jupyter_remote.engines.s3control_server",
+        description="Serve the S3 Control job operations (S3 Batch Operations) on 127.0.0.1, "
+        "running jobs with the local S3 Batch engine. S3, Lambda and CloudWatch Logs are "
+        "reached as boto3 resolves them (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, ...).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--concurrency", type=int, default=4, help="invocations at a time")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="where the endpoint keeps its jobs"
+    )
+    args = parser.parse_args(argv)
+    url, stop = start_s3control_server(
+        port=args.port, concurrency=args.concurrency, state_dir=args.state_dir
+    )
+    print(f"S3 Control endpoint: {url}", flush=True)
+    print(f"  export AWS_ENDPOINT_URL_S3_CONTROL={url}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -742,3 +742,33 @@ def test_a_concurrent_run_deploying_the_same_cell_first_is_not_an_error(aws, sto
     assert raced == [job.handle.data["function_name"]]
     assert job.handle.data["function_created"] is False  # the other run created it
     assert job.status().state == "Complete" and len(namespace["table"]) == 1
+
+
+def test_endpoint_runs_as_a_command(moto_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import boto3
+
+    from jupyter_remote.engines.s3batch_aws import strip_account_prefix
+
+    command = [sys.executable, "-m", "jupyter_remote.engines.s3control_server"]
+    server = subprocess.Popen(
+        [*command, "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, AWS_DEFAULT_REGION="us-east-1"),
+    )
+    try:
+        line = (
+            server.stdout.readline()
+        )  # blocks until the server prints; the test timeout bounds it
+        assert line.startswith("S3 Control endpoint: http://127.0.0.1:"), line
+        url = line.split(": ", 1)[1].strip()
+        control = boto3.client("s3control", endpoint_url=url, region_name="us-east-1")
+        control.meta.events.register("before-sign.s3-control.*", strip_account_prefix)
+        assert control.list_jobs(AccountId="123456789012")["Jobs"] == []
+    finally:
+        server.terminate()
+        assert server.wait(timeout=10) == 0  # SIGTERM stops it cleanly

@@ -39,6 +39,7 @@ from .lambda_deploy import CODE_TAG, code_sha256
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _JOB_PATH = re.compile(r"^/v20180820/jobs/([^/]+)(?:/(priority|status|tagging))?$")
+LIST_DAYS = 90  # finished jobs ListJobs still shows (s3ug/batch-ops-list-jobs.md)
 _NON_TERMINAL = {"New", "Preparing", "Suspended", "Ready", "Active", "Paused", "Pausing"}
 # EMULATOR CHOICE: the model gives no HTTP status codes for these errors (aws-contracts.md A.1).
 _STATUS = {
@@ -289,8 +290,20 @@ class S3ControlBackend:
     def list_jobs(
         self, statuses: list[str], token: str | None, max_results: int | None
     ) -> dict[str, Any]:
-        """ListJobs, newest first (UNCONFIRMED order, aws-contracts.md A.4)."""
-        jobs = [self.describe_job(job_id) for job_id in list(self._jobs)]
+        """ListJobs, newest first (UNCONFIRMED order, aws-contracts.md A.4).
+
+        Like AWS, it lists unfinished jobs and those that ended within the last 90 days
+        (DescribeJob still finds older ones).
+        """
+        from datetime import datetime, timedelta, timezone
+
+        cutoff = datetime.now(timezone.utc) - timedelta(days=LIST_DAYS)
+        jobs = [
+            job
+            for job in (self.describe_job(job_id) for job_id in list(self._jobs))
+            if not job.get("TerminationDate")
+            or datetime.fromisoformat(str(job["TerminationDate"])) >= cutoff
+        ]
         if statuses:
             jobs = [j for j in jobs if j["Status"] in statuses]
         jobs.sort(key=lambda j: j.get("CreationTime", ""), reverse=True)

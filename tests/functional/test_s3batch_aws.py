@@ -525,6 +525,7 @@ def test_tags_reach_create_job_and_bad_tags_fail_early(aws, store):
 
 
 def test_job_tagging_and_an_endpoint_restart_keep_the_job(aws, store):
+    from jupyter_remote.engines.local import jobs_dir
     from jupyter_remote.engines.s3control_server import start_s3control_server
 
     aws["s3"].put_object(Bucket="photos", Key="retag/a.txt", Body=b"x")
@@ -548,6 +549,17 @@ def test_job_tagging_and_an_endpoint_restart_keep_the_job(aws, store):
         control.delete_job_tagging(**args)
         assert control.get_job_tagging(**args)["Tags"] == []
         assert job.status().state == "Complete"  # the engine, unchanged, through the new process
+
+        # A job that ended more than 90 days ago leaves ListJobs; DescribeJob still finds it.
+        listed = control.list_jobs(AccountId=data["account"])["Jobs"]
+        assert data["aws_job_id"] in [j["JobId"] for j in listed]
+        status_file = jobs_dir() / data["aws_job_id"] / "status.json"
+        status = json.loads(status_file.read_text())
+        status["TerminationDate"] = "2026-01-01T00:00:00+00:00"
+        status_file.write_text(json.dumps(status))
+        listed = control.list_jobs(AccountId=data["account"])["Jobs"]
+        assert data["aws_job_id"] not in [j["JobId"] for j in listed]
+        assert control.describe_job(**args)["Job"]["Status"] == "Complete"
     finally:
         stop()
 

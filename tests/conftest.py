@@ -41,6 +41,27 @@ def _embedded_s3_teardown() -> Iterator[None]:
     from jupyter_remote import embedded_s3
 
     embedded_s3.stop()
+    _stop_leftover_supervisors()
+
+
+def _stop_leftover_supervisors() -> None:
+    """End job supervisors this session left running (a failed test's Suspended job waits
+    30 days), then remove the session's folder."""
+    import shutil
+
+    import psutil
+
+    ours = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "jupyter_remote.engines.local_" in cmdline and str(_SESSION_DIR) in cmdline:
+            ours.append(proc)
+    for proc in ours:
+        proc.terminate()
+    _, alive = psutil.wait_procs(ours, timeout=5)
+    for proc in alive:
+        proc.kill()
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Small helpers around boto3 calls: error codes, throttling backoff, STS identity.
+"""Small helpers around boto3 calls: error codes, throttling backoff, STS identity, JSON.
 
 botocore's own retries (standard mode, see :func:`jupyter_remote.storage.make_client`) already
 back off on throttling; :func:`call_with_backoff` is the second line, for callers such as the
@@ -7,6 +7,7 @@ monitor that must survive a throttled minute instead of failing the watch.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 from collections.abc import Callable
@@ -96,3 +97,14 @@ def caller_identity(sts: Any) -> Identity:
             "aws configure or aws sso login), or run on the local engine with --engine local."
         ) from exc
     return Identity(account=response["Account"], arn=response["Arn"])
+
+
+def jsonable(value: Any) -> Any:
+    """A boto3 response or request as JSON-ready data (ISO datetimes, no ResponseMetadata)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value

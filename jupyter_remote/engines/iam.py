@@ -409,24 +409,13 @@ def ensure_processing_role(
 
     partition = identity.partition
     wanted = grants_for_request(request, staging, partition)
-    changed = False
-    try:
-        role = iam.get_role(RoleName=role_name)["Role"]
-        _check_trust(role, role_name)
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise _iam_error(exc, "read", role_name) from exc
-        try:
-            iam.create_role(
-                RoleName=role_name,
-                AssumeRolePolicyDocument=json.dumps(trust_policy()),
-                Description="Runs jupyter-remote SageMaker Processing jobs (created on first use)",
-                Tags=[{"Key": "jupyter-remote:managed", "Value": "true"}],
-            )
-            changed = True
-        except ClientError as create_exc:
-            if error_code(create_exc) != "EntityAlreadyExists":  # another kernel won the race
-                raise _iam_error(create_exc, "create", role_name) from create_exc
+    changed = ensure_role_exists(
+        iam,
+        role_name,
+        principal=SAGEMAKER_PRINCIPAL,
+        description="Runs jupyter-remote SageMaker Processing jobs (created on first use)",
+        advice="Pass --role with a SageMaker execution role.",
+    )
     # Read-modify-write; re-check afterwards so a concurrent kernel's update cannot drop ours.
     for _ in range(3):
         current = _current_grants(iam, role_name)
@@ -463,16 +452,48 @@ def _current_grants(iam: Any, role_name: str) -> Grants:
     return grants_from_policy(_policy_document(raw))
 
 
-def _check_trust(role: dict[str, Any], role_name: str) -> None:
+def ensure_role_exists(
+    iam: Any, role_name: str, *, principal: str, description: str, advice: str
+) -> bool:
+    """Create our managed ``role_name`` trusting ``principal`` if missing; True if created.
+
+    An existing role of that name must trust ``principal``, else the service could not assume
+    it: that is a :class:`ConfigurationError` ending with ``advice``. Two kernels creating the
+    role at once is not an error.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise _iam_error(exc, "read", role_name) from exc
+    else:
+        _check_trust(role, role_name, principal, advice)
+        return False
+    try:
+        iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(trust_policy(principal)),
+            Description=description,
+            Tags=[{"Key": "jupyter-remote:managed", "Value": "true"}],
+        )
+    except ClientError as exc:
+        if error_code(exc) != "EntityAlreadyExists":  # another kernel won the race
+            raise _iam_error(exc, "create", role_name) from exc
+    return True
+
+
+def _check_trust(role: dict[str, Any], role_name: str, principal: str, advice: str) -> None:
     document = _policy_document(role.get("AssumeRolePolicyDocument") or {})
     for statement in document.get("Statement", []):
         services = (statement.get("Principal") or {}).get("Service", [])
         services = [services] if isinstance(services, str) else services
-        if statement.get("Effect") == "Allow" and SAGEMAKER_PRINCIPAL in services:
+        if statement.get("Effect") == "Allow" and principal in services:
             return
     raise ConfigurationError(
-        f"role {role_name!r} exists but does not trust {SAGEMAKER_PRINCIPAL}; SageMaker could "
-        "not run as it. Pass --role with a SageMaker execution role."
+        f"role {role_name!r} exists but does not trust {principal}, so it cannot be assumed for "
+        f"this job. {advice}"
     )
 
 

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 from ..s3uri import S3Uri
 from ..storage import make_client
-from .aws_calls import call_with_backoff, caller_identity, error_code, error_message, is_throttling
+from .aws_calls import (
+    call_with_backoff,
+    caller_identity,
+    error_code,
+    error_message,
+    is_throttling,
+    jsonable,
+)
 from .base import S3BATCH, Engine, JobHandle, JobStatus
 from .local import LOCAL_ROLE_ARN
 from .s3batch_logs import LambdaErrorTail
@@ -47,10 +54,14 @@ def strip_account_prefix(request: Any, **_: Any) -> None:
 class _Sources(NamedTuple):
     """Where a CreateJob request's objects come from, for the roles' policies."""
 
-    bucket: str  # the bucket the manifest or the generator names
     manifest: S3Uri | None  # the manifest object (a Manifest job)
     listed: str | None  # the bucket a ManifestGenerator lists
     generated: str | None  # bucket/prefix where the generated list is written
+
+    @property
+    def bucket(self) -> str:
+        """The bucket the manifest or the generator names."""
+        return self.manifest.bucket if self.manifest else str(self.listed)
 
     @property
     def manifest_path(self) -> str | None:
@@ -63,21 +74,13 @@ def _sources(request: dict[str, Any]) -> _Sources:
 
     if "Manifest" in request:
         arn = request["Manifest"]["Location"]["ObjectArn"]
-        uri = S3Uri.parse("s3://" + arn.split(":::", 1)[1])
-        return _Sources(uri.bucket, uri, None, None)
+        return _Sources(S3Uri.parse("s3://" + arn.split(":::", 1)[1]), None, None)
     generator = request["ManifestGenerator"]["S3JobManifestGenerator"]
-    source = bucket_from_arn(generator["SourceBucket"])
     output = generator.get("ManifestOutputLocation") if generator["EnableManifestOutput"] else None
     generated = None
     if output:
         generated = f"{bucket_from_arn(output['Bucket'])}/{output.get('ManifestPrefix', '')}"
-    return _Sources(source, None, source, generated)
-
-
-def _jsonable(value: Any) -> Any:
-    from .sagemaker import _jsonable as convert
-
-    return convert(value)
+    return _Sources(None, bucket_from_arn(generator["SourceBucket"]), generated)
 
 
 class S3BatchEngine(Engine):
@@ -172,8 +175,7 @@ class S3BatchEngine(Engine):
                 principal=BATCH_PRINCIPAL,
                 statements=batch_statements(
                     function_arn=deployed.version_arn,
-                    manifest=sources.manifest
-                    and f"{sources.manifest.bucket}/{sources.manifest.key}",
+                    manifest=sources.manifest_path,
                     source_bucket=sources.listed,
                     generated_prefix=sources.generated,
                     report_bucket=report_bucket,
@@ -198,7 +200,7 @@ class S3BatchEngine(Engine):
             lambda_role_arn=function["Role"],
             log_group=f"/aws/lambda/{deployed.name}",
             arn=f"arn:{partition}:s3:{region}:{account}:job/{aws_id}",
-            create_job=_jsonable(job),
+            create_job=jsonable(job),
         )
         return handle
 
@@ -243,7 +245,7 @@ class S3BatchEngine(Engine):
             if error_code(exc) in ("NotFoundException", "NoSuchJob", "NoSuchJobException"):
                 return JobStatus("Failed", True, False, reason=f"no such job: {error_message(exc)}")
             raise
-        status = status_from_job(_jsonable(raw["Job"]))
+        status = status_from_job(jsonable(raw["Job"]))
         self._last_status[handle.job_id] = status
         return status
 

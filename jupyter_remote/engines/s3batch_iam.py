@@ -15,7 +15,13 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .aws_calls import error_code
-from .iam import MAX_INLINE_POLICY_CHARS, _iam_error, _policy_document, role_arn, trust_policy
+from .iam import (
+    MAX_INLINE_POLICY_CHARS,
+    _iam_error,
+    _policy_document,
+    ensure_role_exists,
+    role_arn,
+)
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 BATCH_PRINCIPAL = "batchoperations.s3.amazonaws.com"
@@ -116,23 +122,14 @@ def ensure_role(
     """Create ``role_name`` (trusting ``principal``) if missing, widen its policy: arn, changed."""
     from botocore.exceptions import ClientError
 
-    changed = False
-    try:
-        iam.get_role(RoleName=role_name)
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise _iam_error(exc, "read", role_name) from exc
-        try:
-            iam.create_role(
-                RoleName=role_name,
-                AssumeRolePolicyDocument=json.dumps(trust_policy(principal)),
-                Description=description,
-                Tags=[{"Key": "jupyter-remote:managed", "Value": "true"}],
-            )
-            changed = True
-        except ClientError as create_exc:
-            if error_code(create_exc) != "EntityAlreadyExists":  # another kernel won the race
-                raise _iam_error(create_exc, "create", role_name) from create_exc
+    option = "--lambda-role" if principal == LAMBDA_PRINCIPAL else "--batch-role"
+    changed = ensure_role_exists(
+        iam,
+        role_name,
+        principal=principal,
+        description=description,
+        advice=f"Pass {option} with a role that trusts {principal}.",
+    )
     try:
         raw = iam.get_role_policy(RoleName=role_name, PolicyName=POLICY_NAME)["PolicyDocument"]
         current = _policy_document(raw).get("Statement", [])

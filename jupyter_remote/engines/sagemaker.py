@@ -8,14 +8,13 @@ applies untouched: profiles, regions and the ``AWS_ENDPOINT_URL*`` variables (mo
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError
 from ..storage import make_client
-from .aws_calls import call_with_backoff, error_code, error_message, is_throttling
+from .aws_calls import call_with_backoff, error_code, error_message, is_throttling, jsonable
 from .base import PROCESSING, Engine, JobHandle, JobStatus
 from .cloudwatch import PROCESSING_LOG_GROUP, CloudWatchLogTail, LogStreamFinder
 from .iam import retry_while_role_propagates
@@ -37,16 +36,6 @@ def console_links(region: str, job_name: str, partition: str = "aws") -> dict[st
         "logs": f"{host}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{group}"
         f"$3FlogStreamNameFilter$3D{job_name}$252F",
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 class SageMakerEngine(Engine):
@@ -166,7 +155,7 @@ class SageMakerEngine(Engine):
             reason=raw.get("FailureReason", ""),
             exit_message=raw.get("ExitMessage", ""),
             phase=phase,
-            raw=_jsonable(raw),
+            raw=jsonable(raw),
         )
         self._last_status[handle.job_id] = status
         return status

@@ -77,6 +77,15 @@ def _run(store, prefix: str, *, cell: str = CELL, **options):
     return job, namespace
 
 
+def _status_when(job, wanted, timeout: float = 30):
+    """Poll DescribeJob until ``wanted(status)``; return that status."""
+    deadline = time.monotonic() + timeout
+    while not wanted(status := job.engine.describe(job.handle)):
+        assert time.monotonic() < deadline, f"still {status.state} after {timeout} s"
+        time.sleep(0.2)
+    return status
+
+
 def _statements(iam, role: str) -> list[dict]:
     from jupyter_remote.engines.s3batch_iam import POLICY_NAME
 
@@ -196,16 +205,11 @@ def test_confirm_priority_and_cancel(aws, store):
     aws["s3"].put_object(Bucket="photos", Key="cancel/a.txt", Body=b"x")
     job, _ = _run(store, "cancel/", confirm=True)
     engine, handle = job.engine, job.handle
-    deadline = time.monotonic() + 30
-    while engine.describe(handle).state != "Suspended":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _status_when(job, lambda s: s.state == "Suspended")
     assert job.priority(42) == 42
     assert engine.describe(handle).raw["Priority"] == 42
     job.stop()
-    while (status := engine.describe(handle)).state != "Cancelled":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    status = _status_when(job, lambda s: s.state == "Cancelled")
     assert status.terminal and not status.succeeded
     engine.stop(handle)  # stopping a finished job is a no-op
 
@@ -337,15 +341,9 @@ def test_fresh_role_is_retried_while_it_propagates(aws, store):
 def test_confirm_runs_a_suspended_job(aws, store):
     aws["s3"].put_object(Bucket="photos", Key="confirm/a.txt", Body=b"x")
     job, _ = _run(store, "confirm/", confirm=True)
-    engine, handle = job.engine, job.handle
-    deadline = time.monotonic() + 30
-    while engine.describe(handle).state != "Suspended":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _status_when(job, lambda s: s.state == "Suspended")
     job.confirm()
-    while not (status := engine.describe(handle)).terminal:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    status = _status_when(job, lambda s: s.terminal)
     assert status.state == "Complete" and status.progress["succeeded"] == 1
     assert job.table()["status"].tolist() == ["Succeeded"]
 
@@ -784,3 +782,24 @@ def test_endpoint_runs_as_a_command(moto_env, tmp_path):
     finally:
         server.terminate()
         assert server.wait(timeout=10) == 0  # SIGTERM stops it cleanly
+
+
+def test_existing_managed_role_must_trust_its_service(aws):
+    from jupyter_remote.engines.s3batch_iam import LAMBDA_PRINCIPAL, ensure_role
+    from jupyter_remote.errors import ConfigurationError
+    from jupyter_remote.storage import make_client
+
+    iam = make_client(aws["endpoint"], "iam")
+    _create_role(iam, "trusts-sagemaker-only", "sagemaker.amazonaws.com")
+    with pytest.raises(
+        ConfigurationError, match=r"does not trust lambda\.amazonaws\.com.*--lambda-role"
+    ):
+        ensure_role(
+            iam,
+            role_name="trusts-sagemaker-only",
+            principal=LAMBDA_PRINCIPAL,
+            statements=[],
+            account="123456789012",
+            partition="aws",
+            description="test",
+        )

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import boto3
 from botocore.stub import Stubber
+from offline import offline_client
 
 from jupyter_remote.engines.cloudwatch import CloudWatchLogTail, LogStreamFinder
 
 GROUP = "/aws/sagemaker/ProcessingJobs"
-
-
-def _logs():
-    return boto3.client(
-        "logs",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        endpoint_url="http://127.0.0.1:9",  # never reached: the Stubber answers
-    )
 
 
 def _page(messages, token):
@@ -26,7 +16,7 @@ def _page(messages, token):
 
 
 def test_empty_page_with_a_new_token_is_not_the_end():
-    logs = _logs()
+    logs = offline_client("logs")
     finder = LogStreamFinder(logs, "job")
     tail = CloudWatchLogTail("algo-1", logs=logs, finder=finder, min_interval=0)
     stream = "job/algo-1-1700000000"
@@ -47,7 +37,7 @@ def test_empty_page_with_a_new_token_is_not_the_end():
 
 
 def test_no_permission_to_read_logs_says_so_once():
-    logs = _logs()
+    logs = offline_client("logs")
     tail = CloudWatchLogTail("algo-1", logs=logs, finder=LogStreamFinder(logs, "job"))
     with Stubber(logs) as stub:
         stub.add_client_error(

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
+from offline import offline_client
 
 from jupyter_remote.engines import iam
 from jupyter_remote.engines.aws_calls import Identity, call_with_backoff
@@ -108,24 +109,12 @@ def test_throttling_backoff_gives_up_after_the_attempts():
     assert len(sleeps) == 2 and all(0 < s <= 20 for s in sleeps)
 
 
-def _sagemaker_client():
-    import boto3
-
-    return boto3.client(
-        "sagemaker",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        endpoint_url="http://127.0.0.1:9",  # never reached: the Stubber answers
-    )
-
-
 def test_studio_role_from_user_profile(tmp_path):
     from botocore.stub import Stubber
 
     metadata = tmp_path / "resource-metadata.json"
     metadata.write_text(json.dumps({"DomainId": "d-abc", "UserProfileName": "me"}))
-    client = _sagemaker_client()
+    client = offline_client("sagemaker")
     role = "arn:aws:iam::111122223333:role/service-role/AmazonSageMaker-ExecutionRole-1"
     with Stubber(client) as stub:
         stub.add_response(
